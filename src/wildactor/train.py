@@ -1,0 +1,774 @@
+"""`wildactor train`: fine-tune the reference LoRA with rectified flow, on accelerate.
+
+Read top to bottom: config dataclasses (YAML maps 1:1 onto them) -> data (manifest checked before anything
+else) -> models (a diffusers Wan folder, or an inline tiny config) -> optimizer -> resume -> the loop
+(encode, noise, predict the velocity, weighted MSE, step) -> atomic checkpoints.
+
+    wildactor train --config configs/tiny.yaml [--resume] [--max-steps N] [--output-dir DIR]
+    accelerate launch --config_file configs/accelerate/ddp.yaml -m wildactor.cli train --config ...
+
+Determinism: the p-th sample of the run, its frame window, its reference draw, its noise and its timestep are
+functions of (seed, p) only, so `--resume` continues bitwise (CPU) and N processes with micro-batch b see the
+same global batch as one process with micro-batch N*b.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import math
+import os
+import shutil
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from wildactor.errors import WildActorError
+
+# ============================================================================================== config
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Either ``pretrained`` (a diffusers Wan folder: transformer/ vae/ text_encoder/ tokenizer/) or inline
+    random ``transformer`` / ``vae`` / ``text_encoder`` configs (tests, smoke runs). ``overrides`` are extra
+    WildActor config args (lora_rank, attention_mode, rope_mode, ...)."""
+
+    pretrained: str | None = None
+    transformer: dict[str, Any] | None = None
+    vae: dict[str, Any] | None = None  # {"kind": "wan" | "pixel", **constructor kwargs}
+    text_encoder: dict[str, Any] | None = None  # UMT5Config kwargs; tokenizer: ByT5Tokenizer()
+    overrides: dict[str, Any] = field(default_factory=dict)
+    max_text_length: int = 512
+    gradient_checkpointing: bool = False
+
+    def __post_init__(self) -> None:
+        inline = (self.transformer, self.vae, self.text_encoder)
+        if self.pretrained is None and any(x is None for x in inline):
+            raise ValueError("model: give `pretrained: DIR`, or all of `transformer`, `vae`, `text_encoder`")
+        if self.pretrained is not None and any(x is not None for x in inline):
+            raise ValueError(
+                "model: `pretrained` and inline `transformer`/`vae`/`text_encoder` are exclusive"
+            )
+        if self.vae is not None and self.vae.get("kind", "wan") not in ("wan", "pixel"):
+            raise ValueError(f"model.vae.kind must be 'wan' or 'pixel', got {self.vae.get('kind')!r}")
+        if self.max_text_length < 1:
+            raise ValueError("model.max_text_length must be >= 1")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where clips come from and what one sample looks like. ``batch_size`` is per process."""
+
+    manifest: str | None = None
+    cache_dir: str | None = None  # latent cache (VAE + text encoder run once); built on first use
+    toy_clips: int = 0  # > 0: write a toy dataset into <output_dir>/toy-data and train on it
+    num_frames: int = 17
+    height: int = 480
+    width: int = 832
+    frame_stride: int = 1
+    ref_height: int = 480
+    ref_width: int = 480
+    batch_size: int = 1
+    num_workers: int = 0
+    check_files: bool = True
+    cache_shard_size: int = 32
+
+    def __post_init__(self) -> None:
+        if (self.manifest is None) == (self.toy_clips == 0):
+            raise ValueError("data: set exactly one of `manifest` and `toy_clips`")
+        for name in (
+            "num_frames",
+            "height",
+            "width",
+            "frame_stride",
+            "ref_height",
+            "ref_width",
+            "batch_size",
+        ):
+            if getattr(self, name) < 1:
+                raise ValueError(f"data.{name} must be >= 1, got {getattr(self, name)}")
+        if self.num_workers < 0 or self.toy_clips < 0 or self.cache_shard_size < 1:
+            raise ValueError("data.num_workers and data.toy_clips must be >= 0, data.cache_shard_size >= 1")
+
+
+@dataclass(frozen=True)
+class SamplerConfig:
+    kind: str = "adaptive"  # adaptive | random | self_crop_only
+    delta_deg: float = 25.0
+    gamma: float = 0.25
+    num_face: int = 3
+    num_body: int = 3
+
+    def __post_init__(self) -> None:
+        from wildactor.data.sampler import build_sampler
+
+        build_sampler(self.kind, self.delta_deg, self.gamma, self.num_face, self.num_body)  # validates
+
+
+@dataclass(frozen=True)
+class OptimizerConfig:
+    lr: float = 1e-4
+    betas: tuple[float, float] = (0.9, 0.999)
+    weight_decay: float = 0.0
+    eps: float = 1e-8
+    max_grad_norm: float | None = 1.0
+    trainable: str = "lora"  # lora: the reference LoRA only (the paper); all: every transformer weight
+
+    def __post_init__(self) -> None:
+        if self.lr <= 0 or self.eps <= 0 or self.weight_decay < 0:
+            raise ValueError("optimizer: lr and eps must be > 0, weight_decay >= 0")
+        if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
+            raise ValueError(f"optimizer.betas must be two numbers in [0, 1), got {self.betas}")
+        if self.trainable not in ("lora", "all"):
+            raise ValueError(f"optimizer.trainable must be 'lora' or 'all', got {self.trainable!r}")
+        if self.max_grad_norm is not None and self.max_grad_norm <= 0:
+            raise ValueError("optimizer.max_grad_norm must be > 0 or null")
+
+
+@dataclass(frozen=True)
+class ScheduleConfig:
+    max_steps: int = 1000
+    warmup_steps: int = 0
+    gradient_accumulation_steps: int = 1
+    timestep_sampling: str = "uniform"  # uniform | logit_normal
+    logit_mean: float = 0.0
+    logit_std: float = 1.0
+    shift: float = 1.0  # Wan2.2-TI2V-5B samples with shift 5.0; train with the same
+    loss_weighting: str = "uniform"  # uniform | cosmap | logit_normal
+    num_train_timesteps: int = 1000
+
+    def __post_init__(self) -> None:
+        from wildactor.diffusion.flow import LOSS_WEIGHTINGS, TIMESTEP_SAMPLERS
+
+        if self.max_steps < 1 or self.warmup_steps < 0 or self.gradient_accumulation_steps < 1:
+            raise ValueError("schedule: max_steps >= 1, warmup_steps >= 0, gradient_accumulation_steps >= 1")
+        if self.timestep_sampling not in TIMESTEP_SAMPLERS:
+            raise ValueError(f"schedule.timestep_sampling must be one of {TIMESTEP_SAMPLERS}")
+        if self.loss_weighting not in LOSS_WEIGHTINGS:
+            raise ValueError(f"schedule.loss_weighting must be one of {LOSS_WEIGHTINGS}")
+        if self.shift <= 0 or self.logit_std <= 0:
+            raise ValueError("schedule.shift and schedule.logit_std must be > 0")
+
+
+@dataclass(frozen=True)
+class PrecisionConfig:
+    mixed_precision: str = "no"  # no | bf16 | fp16 (autocast; trainable weights stay fp32)
+    frozen_dtype: str = "float32"  # float32 | bfloat16: storage of the frozen weights (base, VAE, text)
+
+    def __post_init__(self) -> None:
+        if self.mixed_precision not in ("no", "bf16", "fp16"):
+            raise ValueError(
+                f"precision.mixed_precision must be no, bf16 or fp16, got {self.mixed_precision!r}"
+            )
+        if self.frozen_dtype not in ("float32", "bfloat16"):
+            raise ValueError(f"precision.frozen_dtype must be float32 or bfloat16, got {self.frozen_dtype!r}")
+        if self.frozen_dtype == "bfloat16" and self.mixed_precision != "bf16":
+            raise ValueError("precision.frozen_dtype bfloat16 needs mixed_precision bf16")
+
+
+@dataclass(frozen=True)
+class CheckpointConfig:
+    every_steps: int = 500
+    keep_last: int = 3
+
+    def __post_init__(self) -> None:
+        if self.every_steps < 1 or self.keep_last < 1:
+            raise ValueError("checkpointing.every_steps and checkpointing.keep_last must be >= 1")
+
+
+@dataclass(frozen=True)
+class EMAConfig:
+    decay: float | None = None  # e.g. 0.999; None: no EMA
+
+    def __post_init__(self) -> None:
+        if self.decay is not None and not 0.0 < self.decay < 1.0:
+            raise ValueError(f"ema.decay must be in (0, 1) or null, got {self.decay}")
+
+
+@dataclass(frozen=True)
+class LoggingConfig:
+    every_steps: int = 10
+    tensorboard: bool = True
+
+    def __post_init__(self) -> None:
+        if self.every_steps < 1:
+            raise ValueError("logging.every_steps must be >= 1")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    model: ModelConfig
+    data: DataConfig
+    sampler: SamplerConfig = field(default_factory=SamplerConfig)
+    optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    precision: PrecisionConfig = field(default_factory=PrecisionConfig)
+    checkpointing: CheckpointConfig = field(default_factory=CheckpointConfig)
+    ema: EMAConfig = field(default_factory=EMAConfig)
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
+    seed: int = 0
+    output_dir: str = "runs/train"
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        """Build from nested dicts; unknown keys are errors (a typo must not be silently ignored)."""
+        sections = {f.name: f for f in fields(cls)}
+        unknown = sorted(set(data) - set(sections))
+        if unknown:
+            raise ValueError(f"unknown config keys {unknown}")
+        kwargs: dict[str, Any] = {}
+        for name, value in data.items():
+            section_cls = _SECTIONS.get(name)
+            if section_cls is None:
+                kwargs[name] = value
+                continue
+            value = value or {}
+            known = {f.name for f in fields(section_cls)}
+            bad = sorted(set(value) - known)
+            if bad:
+                raise ValueError(f"unknown keys in `{name}`: {bad}")
+            if "betas" in value:
+                value = {**value, "betas": tuple(value["betas"])}
+            kwargs[name] = section_cls(**value)
+        if "model" not in kwargs or "data" not in kwargs:
+            raise ValueError("config needs `model` and `data` sections")
+        return cls(**kwargs)
+
+    @classmethod
+    def from_yaml(cls, path: str | os.PathLike[str]) -> TrainConfig:
+        import yaml
+
+        path = Path(path)
+        if not path.is_file():
+            raise WildActorError(f"config not found: {path}")
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+            return cls.from_dict(data)
+        except (ValueError, TypeError, yaml.YAMLError) as exc:
+            raise WildActorError(f"{path}: {exc}") from None
+
+    def to_dict(self) -> dict[str, Any]:
+        return json.loads(json.dumps(asdict(self)))
+
+
+_SECTIONS = {
+    "model": ModelConfig,
+    "data": DataConfig,
+    "sampler": SamplerConfig,
+    "optimizer": OptimizerConfig,
+    "schedule": ScheduleConfig,
+    "precision": PrecisionConfig,
+    "checkpointing": CheckpointConfig,
+    "ema": EMAConfig,
+    "logging": LoggingConfig,
+}
+
+
+@dataclass
+class TrainResult:
+    """What a run did: the global mean loss of each optimizer step it ran, and where things are."""
+
+    losses: list[float]
+    start_step: int
+    final_step: int
+    output_dir: Path
+    checkpoint: Path | None
+    model: Any = field(
+        default=None, repr=False
+    )  # the trained transformer (unwrapped), for callers in-process
+
+
+# ============================================================================================== data
+
+
+def load_records(cfg: TrainConfig, output_dir: Path) -> tuple[Path, list]:
+    """The manifest path and its validated records; a bad manifest stops here, before any model loads."""
+    from wildactor.data.dataset import write_toy_dataset
+    from wildactor.data.schema import load_manifest
+
+    if cfg.data.toy_clips:
+        manifest = output_dir / "toy-data" / "manifest.jsonl"
+        if not manifest.is_file():
+            write_toy_dataset(manifest.parent, num_clips=cfg.data.toy_clips, seed=cfg.seed)
+    else:
+        manifest = Path(cfg.data.manifest)
+    return manifest, load_manifest(manifest, check_files=cfg.data.check_files)
+
+
+def build_dataset(
+    cfg: TrainConfig, manifest: Path, records: list, encoder: Any, encoder_id: str, accelerator
+):
+    """Pixel dataset, or (with ``data.cache_dir``) the latent cache, built once by the main process."""
+    from wildactor.data.dataset import ActorClipDataset, CachedLatentDataset, ClipSpec, build_latent_cache
+    from wildactor.data.sampler import build_sampler
+
+    d, s = cfg.data, cfg.sampler
+    sampler = build_sampler(s.kind, s.delta_deg, s.gamma, s.num_face, s.num_body)
+    spec = ClipSpec(d.num_frames, d.height, d.width, d.frame_stride, d.ref_height, d.ref_width)
+    if d.cache_dir is None:
+        return ActorClipDataset(records, manifest.parent, sampler, spec, seed=cfg.seed)
+    if accelerator.is_main_process:
+        build_latent_cache(
+            manifest, records, encoder, d.cache_dir, spec, encoder_id, seed=cfg.seed,
+            shard_size=d.cache_shard_size, show_progress=True,
+        )  # fmt: skip
+    accelerator.wait_for_everyone()
+    return CachedLatentDataset(records, d.cache_dir, sampler, spec, seed=cfg.seed)
+
+
+# ============================================================================================== models
+
+
+def build_models(cfg: TrainConfig, output_dir: Path):
+    """(transformer, encoder, encoder_id). Inline models are seeded and saved once to <output_dir>/model."""
+    import torch
+
+    from wildactor.diffusion.encode import VAETextEncoder, load_text_side, load_vae
+    from wildactor.model import WildActorTransformer3DModel
+
+    m = cfg.model
+    if m.pretrained is not None:
+        root = Path(m.pretrained)
+        if not (root / "transformer").is_dir():
+            raise WildActorError(
+                f"model.pretrained: {root} has no transformer/ folder (a diffusers Wan folder?)"
+            )
+        transformer = WildActorTransformer3DModel.from_pretrained(
+            root, subfolder="transformer", **m.overrides
+        )
+        vae = load_vae(root / "vae")
+        text_encoder, tokenizer = load_text_side(root)
+        encoder_id = f"pretrained:{root.resolve()}"
+    else:
+        from transformers import ByT5Tokenizer, UMT5Config, UMT5EncoderModel
+
+        torch.manual_seed(cfg.seed)
+        transformer = WildActorTransformer3DModel(**{**m.transformer, **m.overrides})
+        vae_kwargs = {k: v for k, v in m.vae.items() if k != "kind"}
+        if m.vae.get("kind", "wan") == "pixel":
+            from wildactor.model.pixel_vae import PixelShuffleVAE
+
+            vae = PixelShuffleVAE(**vae_kwargs)
+        else:
+            from diffusers import AutoencoderKLWan
+
+            vae = AutoencoderKLWan(**vae_kwargs)
+        text_encoder = UMT5EncoderModel(UMT5Config(**m.text_encoder))
+        tokenizer = ByT5Tokenizer()
+        encoder_id = "inline:" + json.dumps(
+            [m.transformer, m.vae, m.text_encoder, m.overrides, cfg.seed], sort_keys=True
+        )
+    _check_compatible(cfg, transformer, vae, text_encoder)
+    encoder = VAETextEncoder(vae, text_encoder, tokenizer, max_text_length=m.max_text_length)
+    return transformer, encoder, encoder_id
+
+
+def _check_compatible(cfg: TrainConfig, transformer, vae, text_encoder) -> None:
+    tc, d = transformer.config, cfg.data
+    if tc.in_channels != vae.config.z_dim:
+        raise WildActorError(
+            f"transformer in_channels={tc.in_channels} but the VAE has z_dim={vae.config.z_dim}"
+        )
+    if tc.text_dim != text_encoder.config.d_model:
+        raise WildActorError(
+            f"transformer text_dim={tc.text_dim} but the text encoder has d_model={text_encoder.config.d_model}"
+        )
+    s, ft = vae.config.scale_factor_spatial, vae.config.scale_factor_temporal or 1
+    _, ph, pw = tc.patch_size
+    for name, size, mult in (("height", d.height, s * ph), ("width", d.width, s * pw),
+                             ("ref_height", d.ref_height, s * ph), ("ref_width", d.ref_width, s * pw)):  # fmt: skip
+        if size % mult:
+            raise WildActorError(f"data.{name}={size} must be a multiple of {mult} (VAE x patch)")
+    if (d.num_frames - 1) % ft:
+        raise WildActorError(f"data.num_frames={d.num_frames} must be 1 + a multiple of the VAE's {ft}")
+
+
+def cast_frozen(module, device, dtype) -> None:
+    """Move to ``device``; store in ``dtype`` except the module's declared fp32 islands (norms, RoPE, ...)."""
+    import torch
+
+    module.to(device=device)
+    if dtype == torch.float32:
+        return
+    keep = getattr(module, "_keep_in_fp32_modules", None) or []
+    for name, sub in module.named_modules():
+        if name and any(k in name.split(".") for k in keep):
+            continue
+        for p in sub.parameters(recurse=False):
+            p.data = p.data.to(dtype)
+        for bname, b in sub.named_buffers(recurse=False):
+            if b.is_floating_point():
+                setattr(sub, bname, b.to(dtype))
+
+
+def save_inline_model(output_dir: Path, transformer, encoder) -> None:
+    """Write the seeded inline model as a diffusers folder, so a pipeline can load base + LoRA later."""
+    folder = output_dir / "model"
+    if (folder / "transformer" / "config.json").is_file():
+        return
+    tmp = output_dir / ".model.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    transformer.save_pretrained(tmp / "transformer")
+    encoder.vae.save_pretrained(tmp / "vae")
+    encoder.text_encoder.save_pretrained(tmp / "text_encoder")
+    encoder.tokenizer.save_pretrained(tmp / "tokenizer")
+    shutil.rmtree(folder, ignore_errors=True)
+    os.replace(tmp, folder)
+
+
+# ============================================================================================== loss
+
+
+def flow_matching_loss(model, encoder, batch: dict[str, Any], cfg: TrainConfig, device) -> Any:
+    """Encode the batch (or read cached latents), noise it per sample, predict the velocity, weighted MSE.
+
+    Noise and timestep of each sample are seeded by (seed, stream position), so they do not depend on
+    which process or micro-batch the sample lands in.
+    """
+    import torch
+
+    from wildactor.data.dataset import seed_for
+    from wildactor.diffusion.flow import flow_loss, model_timestep, noisy_latents, sample_timesteps
+
+    sc = cfg.schedule
+    if "video_latents" in batch:
+        z0 = batch["video_latents"].to(device)  # (B, C, F, H', W')
+        refs = batch["reference_latents"].to(device)  # (B, C, R, h', w')
+        text = batch["text_embeddings"].to(device)  # (B, L, D)
+    else:
+        z0 = encoder.encode_video(batch["video"].to(device))
+        refs = encoder.encode_references(batch["references"].to(device))
+        text = encoder.encode_text(batch["prompt"])
+    noise, t = [], []
+    for position in batch["position"].tolist():
+        g = torch.Generator().manual_seed(seed_for(cfg.seed, position, 3))
+        t.append(sample_timesteps(1, g, sc.timestep_sampling, sc.logit_mean, sc.logit_std, sc.shift))
+        noise.append(torch.randn(z0.shape[1:], generator=g))
+    t = torch.cat(t).to(device)  # (B,)
+    noise = torch.stack(noise).to(device)  # (B, C, F, H', W')
+    zt = noisy_latents(z0, noise, t)
+    types = batch["reference_types"] or None
+    pred = model(
+        zt, model_timestep(t, sc.num_train_timesteps), text,
+        reference_latents=refs if types else None, reference_types=types,
+    ).sample  # fmt: skip
+    return flow_loss(pred, z0, noise, t, sc.loss_weighting)
+
+
+def evaluation_loss(model, encoder, dataset, cfg: TrainConfig, positions: list[int], device="cpu") -> float:
+    """Mean flow loss over fixed stream positions: fixed clips, references, noise and timesteps, so values
+    are comparable between checkpoints of one run (an overfit check, or a validation curve)."""
+    import torch
+
+    from wildactor.data.dataset import collate
+
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        losses = [
+            flow_matching_loss(model, encoder, collate([dataset[p]]), cfg, device).item() for p in positions
+        ]
+    model.train(was_training)
+    return sum(losses) / len(losses)
+
+
+# ============================================================================================== state I/O
+
+
+def save_optimizer(optimizer, path: Path) -> None:
+    """Optimizer state without pickle: tensors to safetensors, everything else to the JSON metadata."""
+    from safetensors.torch import save_file
+
+    state = optimizer.state_dict()
+    tensors, scalars = {}, {}
+    for idx, slots in state["state"].items():
+        for name, value in slots.items():
+            if hasattr(value, "shape"):
+                tensors[f"{idx}.{name}"] = value.detach().cpu().contiguous()
+            else:
+                scalars[f"{idx}.{name}"] = value
+    meta = {"param_groups": json.dumps(state["param_groups"]), "scalars": json.dumps(scalars)}
+    save_file(tensors, str(path), metadata=meta)
+
+
+def load_optimizer(optimizer, path: Path) -> None:
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        meta = f.metadata()
+        tensors = {k: f.get_tensor(k) for k in f.keys()}
+    state: dict[int, dict[str, Any]] = {}
+    for key, value in list(tensors.items()) + list(json.loads(meta["scalars"]).items()):
+        idx, name = key.split(".", 1)
+        state.setdefault(int(idx), {})[name] = value
+    groups = json.loads(meta["param_groups"])
+    for g in groups:
+        if "betas" in g:
+            g["betas"] = tuple(g["betas"])
+    optimizer.load_state_dict({"state": state, "param_groups": groups})
+
+
+def save_checkpoint(
+    output_dir: Path, step: int, model, optimizer, ema, trainable_names, state: dict, keep_last: int
+):
+    """Write checkpoints/step-XXXXXXXX atomically (a temporary folder renamed into place); prune old ones."""
+    import torch
+    from safetensors.torch import save_file
+
+    root = output_dir / "checkpoints"
+    final = root / f"step-{step:08d}"
+    tmp = root / f".tmp-step-{step:08d}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    model.save_reference_lora(tmp / "reference_lora.safetensors")
+    if state["trainable"] == "all":
+        save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()},
+                  str(tmp / "transformer.safetensors"))  # fmt: skip
+    save_optimizer(optimizer, tmp / "optimizer.safetensors")
+    if ema is not None:
+        save_file(
+            {n: e.detach().cpu().contiguous() for n, e in zip(trainable_names, ema)},
+            str(tmp / "ema.safetensors"),
+        )
+    rng = {"torch_cpu": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        rng["torch_cuda"] = torch.cuda.get_rng_state()
+    save_file(rng, str(tmp / "rng.safetensors"))
+    (tmp / "trainer_state.json").write_text(json.dumps({**state, "step": step}, indent=2) + "\n")
+    if final.exists():
+        trash = root / f".old-step-{step:08d}"
+        shutil.rmtree(trash, ignore_errors=True)
+        os.replace(final, trash)
+        shutil.rmtree(trash)
+    os.replace(tmp, final)
+    for old in sorted(root.glob("step-*"))[:-keep_last]:
+        shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def latest_checkpoint(output_dir: Path) -> Path | None:
+    """The newest complete checkpoint (temporary folders of an interrupted save are ignored)."""
+    done = [
+        p for p in sorted((output_dir / "checkpoints").glob("step-*")) if (p / "trainer_state.json").is_file()
+    ]
+    return done[-1] if done else None
+
+
+def load_checkpoint(path: Path, model, optimizer, ema, trainable_names) -> dict[str, Any]:
+    import torch
+    from safetensors.torch import load_file
+
+    state = json.loads((path / "trainer_state.json").read_text())
+    if state["trainable"] == "all":
+        model.load_state_dict(load_file(str(path / "transformer.safetensors")))
+    else:
+        model.load_reference_lora(path / "reference_lora.safetensors")
+    load_optimizer(optimizer, path / "optimizer.safetensors")
+    if ema is not None:
+        saved = load_file(str(path / "ema.safetensors"))
+        if set(saved) != set(trainable_names):
+            raise WildActorError(f"{path}: EMA weights do not match the trainable parameters")
+        for name, e in zip(trainable_names, ema):
+            e.copy_(saved[name])
+    rng = load_file(str(path / "rng.safetensors"))
+    torch.set_rng_state(rng["torch_cpu"])
+    if "torch_cuda" in rng and torch.cuda.is_available():
+        torch.cuda.set_rng_state(rng["torch_cuda"])
+    return state
+
+
+# ============================================================================================== the run
+
+
+def train(
+    cfg: TrainConfig,
+    resume: bool = False,
+    max_steps: int | None = None,
+    output_dir: str | os.PathLike[str] | None = None,
+    show_progress: bool = True,
+) -> TrainResult:
+    """Run (or continue) training up to ``max_steps`` optimizer steps; returns the loss trace of this call."""
+    import torch
+    from accelerate import Accelerator
+    from accelerate.utils import DistributedDataParallelKwargs, set_seed
+    from tqdm.auto import tqdm
+
+    out = Path(output_dir or cfg.output_dir)
+    max_steps = max_steps or cfg.schedule.max_steps
+    sc, oc = cfg.schedule, cfg.optimizer
+    accelerator = Accelerator(
+        cpu=not torch.cuda.is_available(),
+        mixed_precision=cfg.precision.mixed_precision,
+        log_with="tensorboard" if cfg.logging.tensorboard else None,
+        project_dir=str(out),
+        # Some reference-LoRA weights can get no gradient (e.g. the last block's reference queries feed nothing).
+        kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
+    )
+    device = accelerator.device
+    if accelerator.is_main_process:
+        out.mkdir(parents=True, exist_ok=True)
+
+    # 1. data first: a bad manifest stops the run before any weight is loaded
+    if accelerator.is_main_process:
+        manifest, records = load_records(cfg, out)
+    accelerator.wait_for_everyone()
+    if not accelerator.is_main_process:
+        manifest, records = load_records(cfg, out)
+
+    # 2. models: frozen parts in frozen_dtype, trainable weights in fp32
+    set_seed(cfg.seed)
+    transformer, encoder, encoder_id = build_models(cfg, out)
+    if cfg.model.pretrained is None and accelerator.is_main_process:
+        save_inline_model(out, transformer, encoder)
+    frozen_dtype = getattr(torch, cfg.precision.frozen_dtype)
+    for module in (encoder.vae, encoder.text_encoder, transformer):
+        cast_frozen(module, device, frozen_dtype)
+    if oc.trainable == "lora":
+        transformer.enable_reference_training()
+    else:
+        transformer.requires_grad_(True)
+    if cfg.model.gradient_checkpointing:
+        transformer.enable_gradient_checkpointing()
+    transformer.train()
+    named = [(n, p) for n, p in transformer.named_parameters() if p.requires_grad]
+    for _, p in named:
+        p.data = p.data.float()
+    trainable_names, trainable = [n for n, _ in named], [p for _, p in named]
+
+    dataset = build_dataset(cfg, manifest, records, encoder, encoder_id, accelerator)
+
+    # 3. optimizer, EMA, and the state to resume from
+    optimizer = torch.optim.AdamW(
+        trainable, lr=oc.lr, betas=oc.betas, eps=oc.eps, weight_decay=oc.weight_decay
+    )
+    ema = [p.detach().clone() for p in trainable] if cfg.ema.decay is not None else None
+    start_step = 0
+    if resume:
+        ckpt = latest_checkpoint(out)
+        if ckpt is None:
+            raise WildActorError(f"--resume: no checkpoint in {out / 'checkpoints'}")
+        saved = load_checkpoint(ckpt, transformer, optimizer, ema, trainable_names)
+        start_step = int(saved["step"])
+        if (
+            saved.get("global_batch")
+            != cfg.data.batch_size * sc.gradient_accumulation_steps * accelerator.num_processes
+        ):
+            accelerator.print(
+                "warning: the global batch differs from the checkpoint's; the data order changes"
+            )
+    if start_step >= max_steps:
+        accelerator.print(f"already at step {start_step} >= max_steps {max_steps}; nothing to do")
+        return TrainResult([], start_step, start_step, out, latest_checkpoint(out))
+
+    model, optimizer = accelerator.prepare(transformer, optimizer)
+
+    # 4. the data stream, from the resume point
+    from wildactor.data.dataset import PositionSampler, collate
+
+    positions = PositionSampler(
+        cfg.data.batch_size, sc.gradient_accumulation_steps, accelerator.num_processes,
+        accelerator.process_index, start_step, max_steps,
+    )  # fmt: skip
+    loader = torch.utils.data.DataLoader(
+        dataset, batch_size=cfg.data.batch_size, sampler=positions, collate_fn=collate,
+        num_workers=cfg.data.num_workers, persistent_workers=False,
+    )  # fmt: skip
+    batches: Iterator[dict[str, Any]] = iter(loader)
+
+    if cfg.logging.tensorboard:
+        accelerator.init_trackers("wildactor-train", config={"seed": cfg.seed, "max_steps": max_steps})
+    global_batch = cfg.data.batch_size * sc.gradient_accumulation_steps * accelerator.num_processes
+    state = {
+        "seed": cfg.seed,
+        "trainable": oc.trainable,
+        "global_batch": global_batch,
+        "config": cfg.to_dict(),
+    }
+    losses: list[float] = []
+    metrics_path = out / "metrics.jsonl"
+    checkpoint = None
+    bar = tqdm(range(start_step, max_steps), initial=start_step, total=max_steps, desc="train",
+               disable=not (show_progress and accelerator.is_main_process))  # fmt: skip
+
+    # 5. the loop: accumulate micro-batches, clip, warm-up LR, step, EMA, log, checkpoint
+    for step in bar:
+        t0 = time.perf_counter()
+        step_loss = torch.zeros((), device=device)
+        for micro in range(sc.gradient_accumulation_steps):
+            batch = next(batches)
+            sync = micro == sc.gradient_accumulation_steps - 1
+            with accelerator.no_sync(model) if not sync else contextlib.nullcontext():
+                loss = flow_matching_loss(model, encoder, batch, cfg, device)
+                accelerator.backward(loss / sc.gradient_accumulation_steps)
+            step_loss += loss.detach() / sc.gradient_accumulation_steps
+        if oc.max_grad_norm is not None:
+            accelerator.clip_grad_norm_(trainable, oc.max_grad_norm)
+        lr = oc.lr * min(1.0, (step + 1) / sc.warmup_steps) if sc.warmup_steps else oc.lr
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        if ema is not None:
+            with torch.no_grad():
+                torch._foreach_lerp_(ema, [p.detach() for p in trainable], 1.0 - cfg.ema.decay)
+
+        mean_loss = accelerator.reduce(step_loss, reduction="mean").item()
+        if not math.isfinite(mean_loss):
+            raise WildActorError(
+                f"loss is {mean_loss} at step {step + 1}; lower optimizer.lr or check the data"
+            )
+        losses.append(mean_loss)
+        done = step + 1
+        if accelerator.is_main_process:
+            bar.set_postfix(loss=f"{mean_loss:.4f}", lr=f"{lr:.2e}")
+            with metrics_path.open("a") as f:
+                f.write(
+                    json.dumps(
+                        {"step": done, "loss": mean_loss, "lr": lr, "step_s": time.perf_counter() - t0}
+                    )
+                    + "\n"
+                )
+        if cfg.logging.tensorboard and (done % cfg.logging.every_steps == 0 or done == max_steps):
+            accelerator.log({"train/loss": mean_loss, "train/lr": lr}, step=done)
+        if done % cfg.checkpointing.every_steps == 0 or done == max_steps:
+            accelerator.wait_for_everyone()
+            if accelerator.is_main_process:
+                checkpoint = save_checkpoint(
+                    out, done, accelerator.unwrap_model(model), optimizer, ema, trainable_names, state,
+                    cfg.checkpointing.keep_last,
+                )  # fmt: skip
+            accelerator.wait_for_everyone()
+    accelerator.end_training()
+    return TrainResult(losses, start_step, max_steps, out, checkpoint, accelerator.unwrap_model(model))
+
+
+# ============================================================================================== CLI
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", required=True, help="YAML training config (see configs/)")
+    parser.add_argument(
+        "--resume", action="store_true", help="continue from the newest checkpoint in the output dir"
+    )
+    parser.add_argument("--max-steps", type=int, default=None, help="override schedule.max_steps")
+    parser.add_argument("--output-dir", default=None, help="override output_dir")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def main(args: argparse.Namespace) -> int:
+    cfg = TrainConfig.from_yaml(args.config)
+    if args.max_steps is not None and args.max_steps < 1:
+        raise WildActorError("--max-steps must be >= 1")
+    result = train(cfg, resume=args.resume, max_steps=args.max_steps, output_dir=args.output_dir,
+                   show_progress=not args.no_progress)  # fmt: skip
+    if result.losses:
+        print(
+            f"steps {result.start_step}->{result.final_step}: loss {result.losses[0]:.4f} -> {result.losses[-1]:.4f}"
+        )
+    if result.checkpoint is not None:
+        print(f"checkpoint: {result.checkpoint}")
+    return 0

@@ -1,0 +1,149 @@
+"""Trainer on the tiny config (CPU): overfits, touches only the LoRA, resumes bitwise, refuses bad data."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from wildactor.errors import WildActorError
+from wildactor.train import (
+    LoggingConfig,
+    TrainConfig,
+    build_dataset,
+    build_models,
+    evaluation_loss,
+    latest_checkpoint,
+    load_records,
+    train,
+)
+
+CONFIG = Path(__file__).resolve().parents[1] / "configs" / "tiny.yaml"
+
+
+def tiny_config(**data_overrides) -> TrainConfig:
+    cfg = TrainConfig.from_yaml(CONFIG)
+    data = dataclasses.replace(cfg.data, **data_overrides) if data_overrides else cfg.data
+    return dataclasses.replace(cfg, data=data, logging=LoggingConfig(tensorboard=False))
+
+
+def test_thirty_steps_lower_the_loss_and_change_only_the_lora(tmp_path):
+    cfg = tiny_config()
+    result = train(cfg, max_steps=30, output_dir=tmp_path, show_progress=False)
+    assert len(result.losses) == 30
+    manifest, records = load_records(cfg, tmp_path)
+    base, encoder, encoder_id = build_models(cfg, tmp_path)  # the same seeded weights the run started from
+    dataset = build_dataset(cfg, manifest, records, encoder, encoder_id, None)
+    positions = list(range(8))  # two passes over the 4 toy clips, fixed noise and timesteps
+    before = evaluation_loss(base, encoder, dataset, cfg, positions)
+    after = evaluation_loss(result.model, encoder, dataset, cfg, positions)
+    assert after < 0.98 * before, (before, after)
+
+    changed_lora = 0
+    for (name, p0), (name1, p1) in zip(base.named_parameters(), result.model.named_parameters()):
+        assert name == name1
+        if name.startswith("reference_lora."):
+            changed_lora += int(not torch.equal(p0, p1))
+        else:
+            assert torch.equal(p0, p1), f"base weight {name} changed"
+    assert changed_lora >= 10
+    # the checkpoint holds exactly the trained LoRA
+    saved = load_file(str(result.checkpoint / "reference_lora.safetensors"))
+    trained = result.model.reference_lora_state_dict()
+    assert saved.keys() == trained.keys()
+    assert all(torch.equal(saved[k], trained[k]) for k in saved)
+    assert (tmp_path / "model" / "transformer" / "config.json").is_file()
+
+
+def test_resume_is_bitwise_identical_to_a_straight_run(tmp_path):
+    cfg = tiny_config(batch_size=1)
+    straight = train(cfg, max_steps=20, output_dir=tmp_path / "straight", show_progress=False)
+    first = train(cfg, max_steps=10, output_dir=tmp_path / "resumed", show_progress=False)
+    assert latest_checkpoint(tmp_path / "resumed").name == "step-00000010"
+    second = train(cfg, resume=True, max_steps=20, output_dir=tmp_path / "resumed", show_progress=False)
+    assert second.start_step == 10
+    assert len(straight.losses) == 20 and len(second.losses) == 10
+    assert first.losses + second.losses == straight.losses  # exact floats: same loss trace
+    a = straight.model.state_dict()
+    b = second.model.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    opt_a = load_file(str(straight.checkpoint / "optimizer.safetensors"))
+    opt_b = load_file(str(second.checkpoint / "optimizer.safetensors"))
+    assert all(torch.equal(opt_a[k], opt_b[k]) for k in opt_a)
+    trace = [
+        json.loads(line)["step"] for line in (tmp_path / "resumed" / "metrics.jsonl").read_text().splitlines()
+    ]
+    assert trace == list(range(1, 21))
+
+
+def test_checkpoints_are_complete_and_pruned(tmp_path):
+    cfg = tiny_config(batch_size=1)
+    cfg = dataclasses.replace(cfg, ema=dataclasses.replace(cfg.ema, decay=0.9))
+    train(cfg, max_steps=30, output_dir=tmp_path, show_progress=False)
+    names = sorted(p.name for p in (tmp_path / "checkpoints").iterdir())
+    assert names == ["step-00000020", "step-00000030"]  # keep_last: 2, no temporary folders left
+    files = {p.name for p in (tmp_path / "checkpoints" / "step-00000030").iterdir()}
+    assert {"reference_lora.safetensors", "optimizer.safetensors", "rng.safetensors", "ema.safetensors",
+            "trainer_state.json"} <= files  # fmt: skip
+    state = json.loads((tmp_path / "checkpoints" / "step-00000030" / "trainer_state.json").read_text())
+    assert state["step"] == 30 and state["global_batch"] == 1
+
+
+def _write_manifest(folder: Path, mutate) -> Path:
+    from wildactor.data.dataset import write_toy_dataset
+
+    manifest = write_toy_dataset(folder, num_clips=2)
+    rows = [json.loads(line) for line in manifest.read_text().splitlines()]
+    mutate(rows)
+    manifest.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return manifest
+
+
+@pytest.mark.parametrize(
+    "mutate, message",
+    [
+        (lambda rows: rows[1].update(video="videos/missing.mp4"), r"record 1: video: file not found"),
+        (lambda rows: rows[0]["refs"][2].update(angle="ninety"), r"record 0: refs\[2\]\.angle"),
+        (
+            lambda rows: rows[1]["refs"][0].update(region="hand"),
+            r"record 1: refs\[0\]\.region: unknown region",
+        ),
+        (lambda rows: rows[0].update(refs=[]), r"record 0: refs: empty"),
+    ],
+)
+def test_bad_manifests_stop_before_training(tmp_path, mutate, message, monkeypatch):
+    manifest = _write_manifest(tmp_path / "data", mutate)
+    cfg = tiny_config(manifest=str(manifest), toy_clips=0)
+
+    def no_models(*args, **kwargs):
+        raise AssertionError("models were built for a bad manifest")
+
+    monkeypatch.setattr("wildactor.train.build_models", no_models)
+    with pytest.raises(WildActorError, match=message):
+        train(cfg, max_steps=1, output_dir=tmp_path / "run", show_progress=False)
+
+
+def test_config_errors_are_clear(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(CONFIG.read_text().replace("gamma: 0.25", "gama: 0.25"))
+    with pytest.raises(WildActorError, match=r"unknown keys in `sampler`: \['gama'\]"):
+        TrainConfig.from_yaml(bad)
+    bad.write_text(CONFIG.read_text().replace("kind: adaptive", "kind: greedy"))
+    with pytest.raises(WildActorError, match="unknown sampler"):
+        TrainConfig.from_yaml(bad)
+    with pytest.raises(WildActorError, match="config not found"):
+        TrainConfig.from_yaml(tmp_path / "nope.yaml")
+
+
+def test_cli_resume_without_checkpoint_exits_2(tmp_path, capsys):
+    from wildactor.cli import main
+
+    code = main(
+        ["train", "--config", str(CONFIG), "--resume", "--output-dir", str(tmp_path), "--no-progress"]
+    )
+    assert code == 2
+    assert "no checkpoint" in capsys.readouterr().err
