@@ -1,0 +1,155 @@
+"""The model `wildactor generate` uses when no --model is given, and the tiny random components behind it.
+
+If ``src/wildactor/assets/default_model/`` exists it is loaded as a folder written by
+`WildActorPipeline.save_pretrained` (the small ActorWorld-trained model shipped with the package). Its example
+actor lives in ``default_model/example_actor/references.json`` (``{"references": [{"path": "face.png",
+"region": "face"}, ...]}``, paths relative to that file) and its preferred settings, if any, in
+``default_model/generate_defaults.json`` (keys: steps, size, frames, fps, guidance_scale).
+
+Until that folder ships, the default is a TINY RANDOM model: untrained weights, useful only to exercise the
+command path, and labelled as such in everything it writes.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "assets" / "default_model"
+TINY_RANDOM_LABEL = "tiny random model (untrained weights: tests the command path, does not make real videos)"
+
+# Architecture of the tiny random model (the test-suite's tiny Wan transformer + a tiny Wan2.2-style VAE).
+TINY_TRANSFORMER_CONFIG: dict[str, Any] = dict(
+    patch_size=(1, 2, 2),
+    num_attention_heads=2,
+    attention_head_dim=12,
+    in_channels=4,
+    out_channels=4,
+    text_dim=16,
+    freq_dim=16,
+    ffn_dim=32,
+    num_layers=2,
+    cross_attn_norm=True,
+    qk_norm="rms_norm_across_heads",
+    rope_max_seq_len=32,
+    lora_rank=4,
+)
+# Wan2.2's VAE layout (residual, patch 2 -> 16x spatial, 4x temporal) at toy width, with z_dim 4.
+TINY_VAE_CONFIG: dict[str, Any] = dict(
+    base_dim=8,
+    z_dim=4,
+    dim_mult=[1, 1, 1, 1],
+    num_res_blocks=1,
+    temperal_downsample=[False, True, True],
+    latents_mean=[0.1, -0.2, 0.3, 0.0],
+    latents_std=[1.5, 0.8, 1.2, 1.0],
+    is_residual=True,
+    patch_size=2,
+    in_channels=12,
+    out_channels=12,
+    scale_factor_spatial=16,
+    scale_factor_temporal=4,
+)
+TINY_TEXT_ENCODER_CONFIG: dict[str, Any] = dict(
+    vocab_size=384, d_model=16, d_kv=8, d_ff=32, num_layers=2, num_heads=2, relative_attention_num_buckets=8
+)
+# Settings that make the tiny model quick on a CPU.
+TINY_DEFAULTS: dict[str, Any] = dict(steps=4, size=(64, 64), frames=9, fps=8, guidance_scale=5.0)
+
+
+def build_tiny_pipeline(seed: int = 0, scheduler: str = "unipc", **transformer_overrides: Any):
+    """A WildActorPipeline of tiny random components (CPU, float32, eval mode), deterministic in ``seed``."""
+    import torch
+    from diffusers import AutoencoderKLWan, FlowMatchEulerDiscreteScheduler, UniPCMultistepScheduler
+    from transformers import ByT5Tokenizer, UMT5Config, UMT5EncoderModel
+
+    from wildactor.model import WildActorTransformer3DModel
+    from wildactor.pipeline import WildActorPipeline
+
+    torch.manual_seed(seed)
+    transformer = WildActorTransformer3DModel(**{**TINY_TRANSFORMER_CONFIG, **transformer_overrides})
+    # Random (not zero) LoRA up-projections, so the reference LoRA is exercised as a trained one would be.
+    with torch.no_grad():
+        for p in transformer.reference_lora_parameters():
+            p.normal_(0.0, 0.2)
+    vae = AutoencoderKLWan(**TINY_VAE_CONFIG)
+    text_encoder = UMT5EncoderModel(UMT5Config(**TINY_TEXT_ENCODER_CONFIG))
+    if scheduler == "unipc":
+        sched = UniPCMultistepScheduler(
+            prediction_type="flow_prediction", use_flow_sigmas=True, flow_shift=5.0
+        )
+    elif scheduler == "euler":
+        sched = FlowMatchEulerDiscreteScheduler(shift=5.0)
+    else:
+        raise ValueError(f"scheduler must be 'unipc' or 'euler', got {scheduler!r}")
+    for module in (transformer, vae, text_encoder):
+        module.eval().requires_grad_(False)
+    return WildActorPipeline(
+        tokenizer=ByT5Tokenizer(),
+        text_encoder=text_encoder,
+        vae=vae,
+        transformer=transformer,
+        scheduler=sched,
+    )
+
+
+@dataclass
+class DefaultModel:
+    """The embedded default: a pipeline, what it is (for the settings JSON), its example actor and settings."""
+
+    pipeline: Any
+    description: str
+    is_random: bool
+    example_references: list[Any]
+    defaults: dict[str, Any] = field(default_factory=dict)
+
+
+def load_default_model(model_dir: Path = DEFAULT_MODEL_DIR) -> DefaultModel:
+    """The shipped model if ``model_dir`` exists, else the clearly labelled tiny random model."""
+    from wildactor.pipeline import Reference, WildActorPipeline
+
+    if model_dir.is_dir():
+        pipe = WildActorPipeline.from_pretrained(model_dir)
+        defaults = dict(TINY_DEFAULTS)
+        defaults_file = model_dir / "generate_defaults.json"
+        if defaults_file.is_file():
+            defaults.update(json.loads(defaults_file.read_text()))
+            defaults["size"] = tuple(defaults["size"])
+        refs_file = model_dir / "example_actor" / "references.json"
+        if refs_file.is_file():
+            entries = json.loads(refs_file.read_text())["references"]
+            refs = [Reference(refs_file.parent / e["path"], e.get("region", "body")) for e in entries]
+        else:
+            refs = synthetic_example_actor()
+        return DefaultModel(pipe, f"embedded default model ({model_dir})", False, refs, defaults)
+    return DefaultModel(
+        build_tiny_pipeline(0), TINY_RANDOM_LABEL, True, synthetic_example_actor(), dict(TINY_DEFAULTS)
+    )
+
+
+def synthetic_example_actor() -> list[Any]:
+    """A drawn placeholder actor (a face close-up and a full body), standing in for the ActorWorld example."""
+    from wildactor.pipeline import Reference
+
+    skin, hair, shirt, trousers = (224, 172, 130), (70, 40, 20), (40, 90, 200), (50, 50, 60)
+    face = Image.new("RGB", (96, 96), (255, 255, 255))
+    d = ImageDraw.Draw(face)
+    d.ellipse((18, 8, 78, 40), fill=hair)
+    d.ellipse((22, 16, 74, 84), fill=skin)
+    d.ellipse((34, 40, 42, 48), fill=(30, 30, 30))
+    d.ellipse((54, 40, 62, 48), fill=(30, 30, 30))
+    d.arc((36, 52, 60, 70), 20, 160, fill=(150, 50, 50), width=3)
+    body = Image.new("RGB", (64, 128), (255, 255, 255))
+    d = ImageDraw.Draw(body)
+    d.ellipse((22, 4, 42, 24), fill=skin)
+    d.rectangle((18, 26, 46, 70), fill=shirt)
+    d.rectangle((10, 28, 17, 64), fill=skin)
+    d.rectangle((47, 28, 54, 64), fill=skin)
+    d.rectangle((20, 70, 30, 122), fill=trousers)
+    d.rectangle((34, 70, 44, 122), fill=trousers)
+    return [Reference(np.asarray(face), "face"), Reference(np.asarray(body), "body")]

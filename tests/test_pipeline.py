@@ -1,0 +1,210 @@
+"""WildActorPipeline on tiny random components: reproducibility, the reference cache, loading, input checks."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from wildactor.default_model import TINY_TRANSFORMER_CONFIG, build_tiny_pipeline, synthetic_example_actor
+from wildactor.errors import WildActorError
+from wildactor.pipeline import Reference, WildActorPipeline
+
+CALL = dict(height=64, width=64, num_frames=5, num_inference_steps=2, max_sequence_length=16, seed=7)
+
+
+@pytest.fixture(scope="module")
+def pipe() -> WildActorPipeline:
+    p = build_tiny_pipeline(0)
+    p.set_progress_bar_config(disable=True)
+    return p
+
+
+@pytest.fixture(scope="module")
+def refs() -> list[Reference]:
+    face, body = synthetic_example_actor()
+    return [face, body, Reference(np.asarray(body.load())[:, ::-1].copy(), "three_view")]
+
+
+def _count_calls(monkeypatch, transformer):
+    """Record every encode_references call and the reference arguments of every forward."""
+    builds, forwards = [], []
+    encode, forward = transformer.encode_references, transformer.forward
+
+    def counting_encode(*args, **kwargs):
+        cache = encode(*args, **kwargs)
+        builds.append(cache)
+        return cache
+
+    def recording_forward(*args, **kwargs):
+        forwards.append({k: kwargs.get(k) for k in ("reference_cache", "reference_latents")})
+        return forward(*args, **kwargs)
+
+    monkeypatch.setattr(transformer, "encode_references", counting_encode)
+    monkeypatch.setattr(transformer, "forward", recording_forward)
+    return builds, forwards
+
+
+def test_saved_and_reloaded_pipeline_generates_identical_frames(pipe, refs, tmp_path):
+    out = pipe(["a woman walks in the rain"], refs, **CALL)
+    pipe.save_pretrained(tmp_path / "saved")
+    reloaded = WildActorPipeline.from_pretrained(tmp_path / "saved")
+    reloaded.set_progress_bar_config(disable=True)
+    again = reloaded(["a woman walks in the rain"], refs, **CALL)
+    frames = out.frames[0]
+    assert frames.shape == (5, 64, 64, 3) and frames.dtype == np.uint8
+    assert frames.std() > 1.0  # not a blank video
+    np.testing.assert_array_equal(again.frames[0], frames)
+
+
+def test_three_prompt_narrative_builds_reference_cache_once_and_reuses_it_everywhere(pipe, refs, monkeypatch):
+    builds, forwards = _count_calls(monkeypatch, pipe.transformer)
+    prompts = ["she enters the room", "she sits at the desk", "she looks out of the window"]
+    out = pipe(prompts, refs, guidance_scale=5.0, **CALL)
+    assert len(out.frames) == 3
+    assert all(f.shape == (5, 64, 64, 3) for f in out.frames)
+    assert len(builds) == 1
+    # 3 prompts x 2 steps x 2 CFG branches, every one with that same cache object and no raw latents
+    assert len(forwards) == 3 * 2 * 2
+    assert all(f["reference_cache"] is builds[0] and f["reference_latents"] is None for f in forwards)
+    assert not np.array_equal(out.frames[0], out.frames[1])  # different prompts and seeds, different clips
+
+
+def test_reference_cache_and_recomputed_references_give_identical_frames(pipe, refs):
+    cached = pipe(["a man runs"], refs, use_reference_cache=True, **CALL)
+    recomputed = pipe(["a man runs"], refs, use_reference_cache=False, **CALL)
+    np.testing.assert_array_equal(cached.frames[0], recomputed.frames[0])
+    no_refs = pipe(["a man runs"], None, **CALL)
+    assert not np.array_equal(no_refs.frames[0], cached.frames[0])  # the references do condition the video
+
+
+def test_no_cache_mode_reruns_the_reference_stream_in_every_forward(pipe, refs, monkeypatch):
+    builds, forwards = _count_calls(monkeypatch, pipe.transformer)
+    pipe(["a man runs"], refs, use_reference_cache=False, **CALL)
+    assert len(forwards) == 4 and all(f["reference_latents"] is not None for f in forwards)
+    assert len(builds) == 4  # the transformer builds a fresh cache inside each forward
+
+
+def test_reference_guidance_adds_one_branch_without_references(pipe, refs, monkeypatch):
+    builds, forwards = _count_calls(monkeypatch, pipe.transformer)
+    out = pipe(["a man runs"], refs, reference_guidance_scale=2.0, **CALL)
+    assert len(builds) == 1
+    assert len(forwards) == 2 * 3
+    assert sum(f["reference_cache"] is None for f in forwards) == 2  # one bare branch per step
+    plain = pipe(["a man runs"], refs, **CALL)
+    assert not np.array_equal(out.frames[0], plain.frames[0])
+
+
+def test_shot_seeds_let_one_shot_be_regenerated_alone(pipe, refs):
+    story = pipe(["one", "two"], refs, **CALL)
+    second_alone = pipe(["two"], refs, **{**CALL, "seed": [CALL["seed"] + 1]})
+    np.testing.assert_array_equal(story.frames[1], second_alone.frames[0])
+
+
+def test_full_attention_ablation_generates_without_a_cache(refs, monkeypatch):
+    full = build_tiny_pipeline(0, attention_mode="full")
+    full.set_progress_bar_config(disable=True)
+    builds, forwards = _count_calls(monkeypatch, full.transformer)
+    out = full(["a man runs"], refs, **CALL)
+    assert out.frames[0].shape == (5, 64, 64, 3)
+    assert builds == [] and all(f["reference_latents"] is not None for f in forwards)
+    with pytest.raises(ValueError, match="no reference cache"):
+        full(["a man runs"], refs, use_reference_cache=True, **CALL)
+
+
+def test_euler_scheduler_also_samples(refs):
+    euler = build_tiny_pipeline(0, scheduler="euler")
+    euler.set_progress_bar_config(disable=True)
+    out = euler(["a man runs"], refs, **CALL)
+    assert out.frames[0].shape == (5, 64, 64, 3) and out.frames[0].std() > 1.0
+
+
+def test_default_sampler_uses_the_training_noise_levels():
+    from wildactor.diffusion.flow import sampling_sigmas
+
+    sched = build_tiny_pipeline(0).scheduler
+    sched.set_timesteps(10)
+    expected = sampling_sigmas(10, shift=5.0).float()
+    torch.testing.assert_close(sched.sigmas.float(), expected, rtol=0, atol=1e-5)
+
+
+def test_references_are_fitted_into_the_video_frame_with_white_padding(pipe, refs):
+    out = pipe(["a man runs"], refs[:2], output_type="latent", **CALL)
+    face, body = out.reference_images
+    assert face.size == body.size == (64, 64)
+    body_px = np.asarray(body)
+    assert (body_px[:, :8] == 255).all() and (body_px[:, -8:] == 255).all()  # tall image: white side bars
+    assert out.frames[0].shape == (1, 4, 2, 4, 4)  # latent (1, C, F, h, w)
+
+
+def test_three_view_is_a_body_reference_and_regions_are_checked():
+    assert Reference("sheet.png", "three_view").reference_type == "body"
+    assert Reference("face.png", "face").reference_type == "face"
+    with pytest.raises(WildActorError, match="unknown reference region 'hand'"):
+        Reference("x.png", "hand")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        (dict(prompts=[]), "no prompt given"),
+        (dict(prompts=["ok", "  "]), "prompt 2 is empty"),
+        (dict(width=70), "nearest valid size: 64x64"),
+        (dict(height=100, width=200), "nearest valid size: 192x96"),
+        (dict(num_frames=6), "nearest valid count: 5"),
+    ],
+)
+def test_bad_inputs_raise_one_line_errors(pipe, kwargs, message):
+    call = {**CALL, "prompts": ["a man runs"], **kwargs}
+    with pytest.raises(WildActorError, match=message) as info:
+        pipe(**call)
+    assert "\n" not in str(info.value)
+
+
+def _write_base_wan_folder(root):
+    """A diffusers Wan folder with a stock WanTransformer3DModel (no reference LoRA in the checkpoint)."""
+    from diffusers import WanTransformer3DModel
+
+    pipe = build_tiny_pipeline(0)
+    pipe.save_pretrained(root)
+    base = {k: v for k, v in TINY_TRANSFORMER_CONFIG.items() if k != "lora_rank"}
+    shutil.rmtree(root / "transformer")
+    WanTransformer3DModel(**base).save_pretrained(root / "transformer")
+    return pipe
+
+
+def test_base_wan_folder_loads_with_zero_lora_then_a_trained_lora(tmp_path):
+    _write_base_wan_folder(tmp_path / "wan")
+    base = WildActorPipeline.from_pretrained(tmp_path / "wan", transformer_kwargs={"lora_rank": 4})
+    ups = [p for n, p in base.transformer.reference_lora.named_parameters() if n.endswith("up.weight")]
+    trained = build_tiny_pipeline(1).transformer
+    trained.save_reference_lora(tmp_path / "ref_lora.safetensors")
+    tuned = WildActorPipeline.from_pretrained(
+        tmp_path / "wan", lora=tmp_path / "ref_lora.safetensors", transformer_kwargs={"lora_rank": 4}
+    )
+    for key, value in trained.reference_lora_state_dict().items():
+        torch.testing.assert_close(tuned.transformer.reference_lora_state_dict()[key], value, rtol=0, atol=0)
+    assert ups and all(float(p.abs().max()) == 0.0 for p in ups)
+
+
+@pytest.mark.parametrize("component", ["vae", "transformer", "scheduler", "tokenizer", "text_encoder"])
+def test_model_folder_missing_a_component_is_named(pipe, tmp_path, component):
+    pipe.save_pretrained(tmp_path / "m")
+    shutil.rmtree(tmp_path / "m" / component)
+    with pytest.raises(WildActorError, match=f"missing the '{component}' component"):
+        WildActorPipeline.from_pretrained(tmp_path / "m")
+
+
+def test_missing_model_folder_and_non_flow_scheduler_are_refused(pipe, tmp_path):
+    with pytest.raises(WildActorError, match="model folder not found"):
+        WildActorPipeline.from_pretrained(tmp_path / "nowhere")
+    pipe.save_pretrained(tmp_path / "m")
+    config_path = tmp_path / "m" / "scheduler" / "scheduler_config.json"
+    config = json.loads(config_path.read_text())
+    config["_class_name"] = "DDIMScheduler"
+    config_path.write_text(json.dumps(config))
+    with pytest.raises(WildActorError, match="not a flow scheduler"):
+        WildActorPipeline.from_pretrained(tmp_path / "m")
