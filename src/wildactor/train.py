@@ -765,6 +765,8 @@ def main(args: argparse.Namespace) -> int:
         raise WildActorError("--max-steps must be >= 1")
     result = train(cfg, resume=args.resume, max_steps=args.max_steps, output_dir=args.output_dir,
                    show_progress=not args.no_progress)  # fmt: skip
+    if int(os.environ.get("RANK", "0")) != 0:  # one summary per launch, from the main process
+        return 0
     if result.losses:
         print(
             f"steps {result.start_step}->{result.final_step}: loss {result.losses[0]:.4f} -> {result.losses[-1]:.4f}"
