@@ -94,12 +94,17 @@ def _limb_dir(pitch: float, roll: float, side: float) -> np.ndarray:
     return np.array([side * np.sin(roll), -np.cos(roll) * np.cos(pitch), np.cos(roll) * np.sin(pitch)])
 
 
+def _cross(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    # np.cross is generic and slow for single 3-vectors; this runs ~30 times per frame.
+    return np.array([a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2], a[0] * b[1] - a[1] * b[0]])
+
+
 def _axis_frame(u: np.ndarray) -> np.ndarray:
     """Rotation whose second column is u (a limb's long axis)."""
     ref = np.array([1.0, 0.0, 0.0]) if abs(u[0]) < 0.9 else np.array([0.0, 0.0, 1.0])
-    e1 = np.cross(u, ref)
-    e1 /= np.linalg.norm(e1)
-    e3 = np.cross(e1, u)
+    e1 = _cross(u, ref)
+    e1 /= np.sqrt(e1 @ e1)
+    e3 = _cross(e1, u)
     return np.stack([e1, u, e3], axis=1)
 
 
@@ -124,7 +129,7 @@ class _Builder:
 
     def segment(self, a: np.ndarray, b: np.ndarray, radius: float, albedo) -> None:
         d = b - a
-        length = float(np.linalg.norm(d))
+        length = float(np.sqrt(d @ d))
         u = d / max(length, 1e-6)
         self.add((a + b) / 2, _axis_frame(u), (radius, length / 2 + radius * 0.35, radius), albedo)
 

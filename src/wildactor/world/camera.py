@@ -3,8 +3,18 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
+
+
+@lru_cache(maxsize=256)
+def _basis(elevation: float, azimuth: float) -> np.ndarray:
+    e, a = np.deg2rad(elevation), np.deg2rad(azimuth)
+    back = np.array([np.sin(a) * np.cos(e), np.sin(e), np.cos(a) * np.cos(e)])
+    right = np.array([np.cos(a), 0.0, -np.sin(a)])
+    up = np.cross(back, right)
+    return np.stack([right, up, back])
 
 
 @dataclass(frozen=True)
@@ -31,11 +41,7 @@ class Camera:
 
     def basis(self) -> np.ndarray:
         """Rows: camera right, up and back (towards the viewer) in world coordinates, (3, 3)."""
-        e, a = np.deg2rad(self.elevation), np.deg2rad(self.azimuth)
-        back = np.array([np.sin(a) * np.cos(e), np.sin(e), np.cos(a) * np.cos(e)])
-        right = np.array([np.cos(a), 0.0, -np.sin(a)])
-        up = np.cross(back, right)
-        return np.stack([right, up, back])
+        return _basis(float(self.elevation), float(self.azimuth)).copy()
 
     def project(self, points: np.ndarray, size: tuple[int, int]) -> np.ndarray:
         """World points (..., 3) -> pixel coordinates (..., 2) as (x, y), y down."""

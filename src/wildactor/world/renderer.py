@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -61,10 +62,14 @@ def _graphic_mask(code: np.ndarray, local: np.ndarray) -> np.ndarray:
 
 
 def rasterize(
-    prims: Primitives, scene: Scene, camera: Camera, size: tuple[int, int]
+    prims: Primitives,
+    scene: Scene,
+    camera: Camera,
+    size: tuple[int, int],
+    background: tuple[float, float, float] | None = None,
 ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """Ray-cast primitives over the scene backdrop. Returns the float image (H, W, 3) in [0, 1] and
-    buffers: 'winner' (H, W) primitive index or -1, 'hits' (K, H, W) bool (each primitive's own
+    """Ray-cast primitives over the scene backdrop (or a plain `background` colour). Returns the float
+    image (H, W, 3) in [0, 1] and buffers: 'winner' (H, W) primitive index or -1, 'hits' (K, H, W) bool (each primitive's own
     silhouette, ignoring occlusion)."""
     h, w = size
     ppm = h / camera.view_height
@@ -74,24 +79,43 @@ def rasterize(
     inv_r2 = 1.0 / prims.radii**2  # (K, 3)
     m = np.einsum("kij,kj,klj->kil", rc, inv_r2, rc).astype(np.float32)  # (K, 3, 3) quadric
 
+    # Only pixels inside the union of the primitives' projected extents can be hit: ray-cast that window.
+    minv = np.einsum("kij,kj,klj->kil", rc, prims.radii**2, rc)  # (K, 3, 3) inverse quadric
+    ext_x, ext_y = np.sqrt(minv[:, 0, 0]) * ppm, np.sqrt(minv[:, 1, 1]) * ppm
+    px, py = centers[:, 0] * ppm + w / 2, h / 2 - centers[:, 1] * ppm
+    c0 = int(np.clip(np.floor((px - ext_x).min()), 0, w))
+    c1 = int(np.clip(np.ceil((px + ext_x).max()) + 1, 0, w))
+    r0 = int(np.clip(np.floor((py - ext_y).min()), 0, h))
+    r1 = int(np.clip(np.ceil((py + ext_y).max()) + 1, 0, h))
+    k = len(centers)
+    hits = np.zeros((k, h, w), bool)
+    winner = np.full((h, w), -1, np.int64)
+    zmax = np.full((h, w), -np.inf, np.float32)
     u = ((np.arange(w, dtype=np.float32) + 0.5 - w / 2) / ppm)[None, None, :]  # (1, 1, W)
     v = ((h / 2 - np.arange(h, dtype=np.float32) - 0.5) / ppm)[None, :, None]  # (1, H, 1)
     c = centers.astype(np.float32)
-    a = u - c[:, 0, None, None]  # (K, 1, W)
-    b = v - c[:, 1, None, None]  # (K, H, 1)
-    m00, m01, m02 = (m[:, 0, j, None, None] for j in range(3))
-    m11, m12, m22 = m[:, 1, 1, None, None], m[:, 1, 2, None, None], m[:, 2, 2, None, None]
-    bq = m02 * a + m12 * b  # (K, H, W)
-    cq = (m00 * a * a - 1.0) + m11 * b * b + 2.0 * m01 * a * b  # (K, H, W)
-    disc = bq * bq - m22 * cq
-    hits = disc > 0
-    z = np.where(hits, c[:, 2, None, None] + (np.sqrt(np.maximum(disc, 0)) - bq) / m22, -np.inf)
-    winner = np.argmax(z, axis=0)  # (H, W)
-    zmax = np.take_along_axis(z, winner[None], axis=0)[0]
-    hit = np.isfinite(zmax)
-    winner = np.where(hit, winner, -1)
+    if c1 > c0 and r1 > r0:
+        a = u[:, :, c0:c1] - c[:, 0, None, None]  # (K, 1, w')
+        b = v[:, r0:r1] - c[:, 1, None, None]  # (K, h', 1)
+        m00, m01, m02 = (m[:, 0, j, None, None] for j in range(3))
+        m11, m12, m22 = m[:, 1, 1, None, None], m[:, 1, 2, None, None], m[:, 2, 2, None, None]
+        bq = m02 * a + m12 * b  # (K, h', w')
+        cq = (m00 * a * a - 1.0) + m11 * b * b + 2.0 * m01 * a * b  # (K, h', w')
+        disc = bq * bq - m22 * cq
+        win_hits = disc > 0
+        z = np.where(win_hits, c[:, 2, None, None] + (np.sqrt(np.maximum(disc, 0)) - bq) / m22, -np.inf)
+        win = np.argmax(z, axis=0)  # (h', w')
+        zwin = np.take_along_axis(z, win[None], axis=0)[0]
+        hits[:, r0:r1, c0:c1] = win_hits
+        zmax[r0:r1, c0:c1] = zwin
+        winner[r0:r1, c0:c1] = np.where(np.isfinite(zwin), win, -1)
+    hit = winner >= 0
 
-    img = backdrop(scene, camera.elevation, size).copy()
+    if background is None:
+        img = backdrop(scene, camera.elevation, size).copy()
+    else:
+        img = np.empty((h, w, 3), np.float32)
+        img[:] = np.asarray(background, np.float32)
     if not hit.any():
         return img, {"winner": winner, "hits": hits}
     ys, xs = np.nonzero(hit)
@@ -114,6 +138,12 @@ def rasterize(
     return np.clip(img, 0, 1), {"winner": winner, "hits": hits}
 
 
+@lru_cache(maxsize=16)
+def _pixel_grid(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32) + 0.5
+    return yy, xx
+
+
 def _shadows(
     img: np.ndarray, placements: Sequence[tuple[Actor, BodyState]], camera: Camera, hit: np.ndarray
 ) -> None:
@@ -122,7 +152,7 @@ def _shadows(
     if horizon_fraction(camera.elevation) >= 1.0:
         return
     ppm = h / camera.view_height
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32) + 0.5
+    yy, xx = _pixel_grid(h, w)
     shade = np.ones((h, w), np.float32)
     for actor, state in placements:
         x, y, zpos = state.position
@@ -165,20 +195,25 @@ def render_scene(
     scene: Scene | None = None,
     camera: Camera | None = None,
     size: int | tuple[int, int] = 64,
+    background: tuple[float, float, float] | None = None,
 ) -> tuple[np.ndarray, list[FrameLabels]]:
     """Render any number of actors into one frame. Returns uint8 (H, W, 3) and one label per actor,
-    in the order of `placements`. Actors occlude each other through the shared z-buffer."""
+    in the order of `placements`. Actors occlude each other through the shared z-buffer. A plain
+    `background` colour (rgb in [0, 1]) replaces the scene's backdrop and shadows (light stays the scene's)."""
     scene = scene or Scene()
     camera = camera or Camera()
     hw = _size_hw(size)
     h, w = hw
     if not placements:
+        if background is not None:
+            return np.full((h, w, 3), np.round(np.asarray(background) * 255), np.uint8), []
         return (backdrop(scene, camera.elevation, hw) * 255 + 0.5).astype(np.uint8), []
     prims = Primitives.concat([body_primitives(a, s, owner=i) for i, (a, s) in enumerate(placements)])
-    img, buf = rasterize(prims, scene, camera, hw)
+    img, buf = rasterize(prims, scene, camera, hw, background)
     winner = buf["winner"]
     hit = winner >= 0
-    _shadows(img, placements, camera, hit)
+    if background is None:
+        _shadows(img, placements, camera, hit)
     owner = np.where(hit, prims.owner[np.maximum(winner, 0)], -1)
     head = hit & (prims.group[np.maximum(winner, 0)] == GROUP_HEAD)
     labels = []

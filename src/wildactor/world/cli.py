@@ -1,0 +1,200 @@
+"""`wildactor world make | train-probes | eval-probes | render`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from wildactor.errors import WildActorError
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="world_command", metavar="SUBCOMMAND", required=True)
+
+    mk = sub.add_parser("make", help="write clips + references + manifest (Actor-18M schema)")
+    mk.add_argument("--actors", type=int, required=True, help="number of actors")
+    mk.add_argument("--clips-per-actor", type=int, required=True)
+    mk.add_argument("--out", type=Path, required=True, help="output folder (resumable)")
+    mk.add_argument("--seed", type=int, default=0)
+    mk.add_argument("--first-actor", type=int, default=0, help="index of the first actor id")
+    mk.add_argument("--frames", type=int, default=16, help="frames per clip")
+    mk.add_argument("--size", type=int, default=64, help="clip height and width in pixels (even)")
+    mk.add_argument("--fps", type=int, default=8)
+    mk.add_argument("--ref-size", type=int, default=64, help="reference image size in pixels")
+    mk.add_argument(
+        "--frontal-bias",
+        type=float,
+        nargs=3,
+        metavar=("F", "S", "B"),
+        default=None,
+        help="view probabilities of self-crops in percent or fractions (default: the paper's 62.8 36.6 0.6)",
+    )
+    mk.add_argument("--heldout-fraction", type=float, default=0.1)
+    mk.add_argument("--attr-aug", type=int, default=1, help="attribute-augmented references per clip")
+    mk.add_argument("--no-three-view", action="store_true", help="skip the canonical three-view sheet")
+    mk.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    tp = sub.add_parser("train-probes", help="train the attribute / view / scene / motion probes on renders")
+    tp.add_argument(
+        "--out", type=Path, default=None, help="folder for weights (default: the package's assets)"
+    )
+    tp.add_argument("--train-frames", type=int, default=None)
+    tp.add_argument("--frame-epochs", type=int, default=None)
+    tp.add_argument("--train-clips", type=int, default=None)
+    tp.add_argument("--threads", type=int, default=1)
+    tp.add_argument("--seed", type=int, default=0)
+
+    ev = sub.add_parser("eval-probes", help="accuracy of trained probes on a fresh held-out render set")
+    ev.add_argument("--probes", type=Path, default=None, help="probe folder (default: shipped weights)")
+    ev.add_argument("--frames", type=int, default=1000)
+    ev.add_argument("--clips", type=int, default=120)
+    ev.add_argument("--seed", type=int, default=12345)
+
+    rd = sub.add_parser("render", help="render one actor: a PNG frame, or an MP4 clip with --motion")
+    rd.add_argument("--actor", default="actor_000000", help="actor id (actor_000042) or any string")
+    rd.add_argument("--yaw", type=float, default=0.0)
+    rd.add_argument("--scene", default="studio")
+    rd.add_argument("--motion", default=None, help="render a clip with this motion")
+    rd.add_argument("--frames", type=int, default=16)
+    rd.add_argument("--size", type=int, default=256)
+    rd.add_argument("--seed", type=int, default=0)
+    rd.add_argument("--out", type=Path, required=True, help=".png (frame) or .mp4 (clip)")
+
+
+def _cmd_make(args: argparse.Namespace) -> int:
+    from wildactor.world.make import PAPER_SELF_CROP_BIAS, WorldConfig, make_world
+
+    bias = PAPER_SELF_CROP_BIAS
+    if args.frontal_bias is not None:
+        total = sum(args.frontal_bias)
+        if total <= 0 or min(args.frontal_bias) < 0:
+            raise WildActorError("--frontal-bias needs three non-negative numbers with a positive sum")
+        bias = tuple(float(x) / total for x in args.frontal_bias)
+    try:
+        cfg = WorldConfig(
+            actors=args.actors,
+            clips_per_actor=args.clips_per_actor,
+            seed=args.seed,
+            first_actor=args.first_actor,
+            num_frames=args.frames,
+            size=args.size,
+            fps=args.fps,
+            ref_size=args.ref_size,
+            frontal_bias=bias,
+            heldout_fraction=args.heldout_fraction,
+            attr_aug_per_clip=args.attr_aug,
+            three_view=not args.no_three_view,
+        )
+    except ValueError as exc:
+        raise WildActorError(str(exc)) from None
+    stats = make_world(cfg, args.out, progress=not args.quiet)
+    from wildactor.world.make import stats_markdown
+
+    print(stats_markdown(stats), end="")
+    print(f"wrote {stats['clips']} clips to {args.out} (manifest.jsonl, manifest.parquet, stats.md)")
+    return 0
+
+
+def _cmd_train_probes(args: argparse.Namespace) -> int:
+    from wildactor.world.probe_training import ProbeTrainConfig, train_probes
+    from wildactor.world.probes import default_probe_dir, save_probes
+
+    overrides = {
+        k: v
+        for k, v in (
+            ("train_frames", args.train_frames),
+            ("frame_epochs", args.frame_epochs),
+            ("train_clips", args.train_clips),
+        )
+        if v is not None
+    }
+    try:
+        cfg = ProbeTrainConfig(threads=args.threads, seed=args.seed, **overrides)
+    except ValueError as exc:
+        raise WildActorError(str(exc)) from None
+    probes = train_probes(cfg, progress=True)
+    out = args.out or default_probe_dir()
+    save_probes(probes, out)
+    print(
+        json.dumps(
+            {
+                "heldout_frame_accuracy": probes.card["heldout_frame_accuracy"],
+                "heldout_motion_accuracy": probes.card["heldout_motion_accuracy"],
+            },
+            indent=2,
+        )
+    )
+    print(f"saved probes to {out}")
+    return 0
+
+
+def _cmd_eval_probes(args: argparse.Namespace) -> int:
+    from wildactor.world.probe_training import (
+        CORRUPTIONS,
+        HELDOUT_ACTORS,
+        evaluate_frame_probe,
+        evaluate_motion_probe,
+        render_probe_clips,
+        render_probe_frames,
+    )
+    from wildactor.world.probes import load_probes
+
+    if args.frames < 1 or args.clips < 1:
+        raise WildActorError("--frames and --clips must be >= 1")
+    probes = load_probes(args.probes)
+    x, t = render_probe_frames(args.frames, args.seed, HELDOUT_ACTORS, progress=True)
+    report = {"clean": evaluate_frame_probe(probes.frame, x, t)}
+    for kind in CORRUPTIONS:
+        report[kind] = evaluate_frame_probe(probes.frame, x, t, corruption=kind, seed=args.seed)
+    clips, motions = render_probe_clips(args.clips, args.seed + 1, HELDOUT_ACTORS, progress=True)
+    report["motion"] = evaluate_motion_probe(probes.motion, clips, motions)
+    print(json.dumps(report, indent=2))
+    return 0
+
+
+def _cmd_render(args: argparse.Namespace) -> int:
+    import numpy as np
+    from PIL import Image
+
+    from wildactor.world.actors import Actor
+    from wildactor.world.clips import ClipSpec, render_clip
+    from wildactor.world.motions import sample_motion
+    from wildactor.world.renderer import render_frame
+    from wildactor.world.scenes import sample_scene
+
+    try:
+        actor = Actor.from_id(args.actor)
+        rng = np.random.default_rng(args.seed)
+        scene = sample_scene(args.scene, rng)
+        suffix = args.out.suffix.lower()
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        if args.motion is None:
+            if suffix != ".png":
+                raise WildActorError("a single frame is written as .png (give --motion for an .mp4 clip)")
+            Image.fromarray(render_frame(actor, yaw=args.yaw, scene=scene, size=args.size)).save(args.out)
+        else:
+            if suffix != ".mp4":
+                raise WildActorError("a clip (--motion) is written as .mp4")
+            from wildactor.media import write_mp4
+
+            motion = sample_motion(args.motion, rng, yaw=args.yaw)
+            size = args.size + args.size % 2
+            clip = render_clip(
+                ClipSpec(actor=actor, motion=motion, scene=scene, num_frames=args.frames, size=(size, size))
+            )
+            write_mp4(args.out, clip.frames, fps=8)
+    except ValueError as exc:
+        raise WildActorError(str(exc)) from None
+    print(f"wrote {args.out}")
+    return 0
+
+
+def main(args: argparse.Namespace) -> int:
+    commands = {
+        "make": _cmd_make,
+        "train-probes": _cmd_train_probes,
+        "eval-probes": _cmd_eval_probes,
+        "render": _cmd_render,
+    }
+    return commands[args.world_command](args)
