@@ -182,10 +182,9 @@ def train_frame_probe(
     torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
     model = FrameProbe(frame_heads(), width=cfg.frame_width)
-    x_all = frames_to_tensor(frames)  # (N, 3, 64, 64)
     t_all = {k: torch.as_tensor(v) for k, v in targets.items() if k != "yaw"}
     t_all["graphic_visible"] = torch.as_tensor(_graphic_visible(targets["yaw"], GRAPHIC_TRAIN_MAX_YAW))
-    n = len(x_all)
+    n = len(frames)
     steps = max(1, cfg.frame_epochs * ((n + cfg.batch_size - 1) // cfg.batch_size))
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=steps, pct_start=0.15)
@@ -195,7 +194,7 @@ def train_frame_probe(
         perm = torch.randperm(n, generator=gen)
         for i in range(0, n, cfg.batch_size):
             idx = perm[i : i + cfg.batch_size]
-            x = _augment(x_all[idx], gen)
+            x = _augment(frames_to_tensor(frames[idx.numpy()]), gen)  # uint8 kept in memory, floats per batch
             loss = _frame_loss(model(x), {k: v[idx] for k, v in t_all.items()})
             opt.zero_grad(set_to_none=True)
             loss.backward()
