@@ -1,0 +1,303 @@
+"""Stage 7 — augmented references through an `Editor`: View-Aug (six angles), Attr-Aug (environment,
+lighting, expression, motion; lists in configs/curate/attributes.yaml) and a 3-View sheet.
+
+Editors (``augment.editor``):
+
+- ``none`` (default for real videos with no editing model): no augmented references.
+- ``world``: the ActorWorld editor. For ActorWorld input (the clip's ``.json`` sidecar names the
+  actor and scene) it re-renders that actor exactly at the requested angle or attribute. It is a
+  generator, like the image-editing model it stands in for; its outputs are still checked by the
+  identity-check stage.
+- ``qwen``: a diffusers image-editing pipeline loaded from a local folder (Qwen-Image-Edit-2509) with
+  a multiple-angles LoRA file; instructions from configs/curate/editor_prompts.yaml.
+
+The requested view is the label of an edited reference (``metadata.requested``), as the editor was
+asked to produce it; the identity check then decides whether it is kept.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from wildactor.data.curate.images import read_png, write_png
+from wildactor.data.curate.stage import Item, Stage
+from wildactor.errors import WildActorError
+
+# yaw (schema convention) and camera elevation of the six View-Aug angles
+VIEW_ANGLES: dict[str, tuple[float, float]] = {
+    "front": (0.0, 8.0),
+    "right": (90.0, 8.0),
+    "back": (180.0, 8.0),
+    "left": (270.0, 8.0),
+    "up": (0.0, 45.0),  # top-down: camera above
+    "down": (0.0, -30.0),  # bottom-up: camera below
+}
+
+
+@dataclass(frozen=True)
+class EditRequest:
+    kind: str  # "view" | "attribute" | "three_view"
+    region: str  # "face" | "body"
+    value: str = ""  # view name, or attribute value
+    attribute: str = ""  # attribute kind for kind == "attribute"
+
+
+class Editor:
+    """Interface: `edit(image, request, item) -> image or None` (None = cannot do this edit)."""
+
+    name = ""
+
+    def edit(self, image: np.ndarray, request: EditRequest, item: Item) -> np.ndarray | None:
+        raise NotImplementedError
+
+
+def _load_yaml(path: str) -> dict:
+    import yaml
+
+    p = Path(path)
+    if not p.is_absolute() and not p.is_file():
+        p = Path(__file__).resolve().parents[4] / path  # repository checkout
+    if not p.is_file():
+        raise WildActorError(f"augmentation list not found: {path}")
+    return yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+
+
+class WorldEditor(Editor):
+    """Re-renders the ActorWorld actor named in the clip's sidecar."""
+
+    name = "world"
+    SCENES = {
+        "beach": "beach",
+        "forest": "forest",
+        "city street": "city_street",
+        "snow field": "snow",
+        "night street": "night",
+        "photo studio": "studio",
+    }
+    LIGHTS = {
+        "daylight": "daylight",
+        "overcast sky": "overcast",
+        "sunset light": "sunset",
+        "lamplight": "lamplight",
+        "moonlight": "moonlight",
+        "studio softbox": "softbox",
+    }
+    MOTIONS = {
+        "waving": "wave",
+        "jumping": "jump",
+        "walking": "walk_in_place",
+        "turning around": "turn_around",
+        "standing still": "idle",
+    }
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+
+    def _render(
+        self,
+        item: Item,
+        region: str,
+        yaw: float,
+        elevation: float,
+        scene_kind=None,
+        lighting=None,
+        motion=None,
+        white=False,
+    ):
+        from wildactor.data.curate.images import crop, scaled_box
+        from wildactor.world.actors import Actor
+        from wildactor.world.body import BodyState
+        from wildactor.world.camera import Camera
+        from wildactor.world.motions import Motion
+        from wildactor.world.renderer import render_scene
+        from wildactor.world.scenes import LIGHTINGS, Scene
+
+        side = item.get("sidecar") or {}
+        if "actor_id" not in side:
+            return None
+        actor = Actor.from_id(side["actor_id"])
+        kind = scene_kind or side.get("scene", "studio")
+        light = lighting if lighting in LIGHTINGS.get(kind, ()) else side.get("lighting")
+        if light not in LIGHTINGS.get(kind, ()):
+            light = LIGHTINGS[kind][0]
+        scene = Scene(kind="studio", lighting="softbox") if white else Scene(kind=kind, lighting=light)
+        state = Motion(kind=motion, yaw=yaw).state(0.3) if motion else BodyState(yaw=yaw)
+        img, labels = render_scene([(actor, state)], scene, Camera(elevation=elevation), self.size)
+        box = labels[0].face_box if region == "face" else labels[0].person_box
+        if box is None:
+            return None
+        return crop(img, scaled_box(list(box), 1.35 if region == "face" else 1.10))
+
+    def edit(self, image, request, item):
+        if request.kind == "view":
+            yaw, elev = VIEW_ANGLES[request.value]
+            return self._render(item, request.region, yaw, elev)
+        if request.kind == "three_view":
+            views = [self._render(item, "body", y, 8.0, white=True) for y in (0.0, 90.0, 180.0)]
+            if any(v is None for v in views):
+                return None
+            h = max(v.shape[0] for v in views)
+            padded = [np.pad(v, ((0, h - v.shape[0]), (2, 2), (0, 0)), mode="edge") for v in views]
+            return np.concatenate(padded, axis=1)
+        if request.attribute == "environment":
+            return self._render(item, request.region, 0.0, 8.0, scene_kind=self.SCENES.get(request.value))
+        if request.attribute == "lighting":
+            return self._render(item, request.region, 0.0, 8.0, lighting=self.LIGHTS.get(request.value))
+        if request.attribute == "motion" and request.value in self.MOTIONS:
+            return self._render(item, request.region, 0.0, 8.0, motion=self.MOTIONS[request.value])
+        return None  # ActorWorld actors have no facial expressions
+
+
+def check_qwen_paths(path: str, lora_path: str) -> tuple[Path, Path | None]:
+    if not path:
+        raise WildActorError("augment.editor=qwen needs augment.editor_path: a local diffusers folder")
+    folder = Path(path)
+    if not (folder / "model_index.json").is_file():
+        raise WildActorError(
+            f"image-editing pipeline not found: {folder}/model_index.json (augment.editor_path)"
+        )
+    lora = None
+    if lora_path:
+        lora = Path(lora_path)
+        if not lora.is_file():
+            raise WildActorError(f"multiple-angles LoRA not found: {lora} (augment.lora_path)")
+    return folder, lora
+
+
+class DiffusersEditor(Editor):
+    """An instruction image-editing pipeline (e.g. Qwen-Image-Edit-2509) from a local folder."""
+
+    name = "qwen"
+
+    def __init__(self, path: str, lora_path: str, prompts: dict) -> None:
+        import torch
+        from diffusers import DiffusionPipeline
+
+        folder, lora = check_qwen_paths(path, lora_path)
+        dtype = torch.bfloat16 if torch.cuda.is_available() else torch.float32
+        self.pipe = DiffusionPipeline.from_pretrained(str(folder), torch_dtype=dtype)
+        if lora is not None:
+            self.pipe.load_lora_weights(str(lora.parent), weight_name=lora.name)
+        self.pipe.to("cuda" if torch.cuda.is_available() else "cpu")
+        self.prompts = prompts
+
+    def edit(self, image, request, item):
+        from PIL import Image
+
+        if request.kind == "view":
+            prompt = self.prompts["view"][request.value]
+        elif request.kind == "three_view":
+            prompt = self.prompts["three_view"]
+        else:
+            prompt = self.prompts["attribute"][request.attribute].format(value=request.value)
+        out = self.pipe(
+            image=Image.fromarray(image),
+            prompt=prompt,
+            negative_prompt=self.prompts.get("negative"),
+            num_inference_steps=int(self.prompts.get("steps", 40)),
+            true_cfg_scale=float(self.prompts.get("guidance", 4.0)),
+        ).images[0]
+        return np.asarray(out.convert("RGB"))
+
+
+def pick_attributes(clip_id: str, lists: dict, k: int) -> list[tuple[str, str]]:
+    """k (attribute, value) pairs, a deterministic function of the clip id."""
+    kinds = sorted(lists)
+    out = []
+    for j in range(k):
+        h = int(hashlib.sha1(f"{clip_id}/{j}".encode()).hexdigest(), 16)
+        kind = kinds[h % len(kinds)]
+        values = list(lists[kind])
+        out.append((kind, str(values[(h // len(kinds)) % len(values)])))
+    return out
+
+
+class AugmentStage(Stage):
+    name = "augment"
+    batch_size = 1
+
+    def check(self) -> None:
+        cfg = self.config.augment
+        if cfg.editor == "qwen":
+            check_qwen_paths(cfg.editor_path, cfg.lora_path)
+        if cfg.editor != "none" and cfg.attr_per_clip:
+            _load_yaml(cfg.attributes_file)
+
+    def setup(self) -> None:
+        cfg = self.config.augment
+        self.editor: Editor | None = None
+        self.lists = _load_yaml(cfg.attributes_file) if cfg.editor != "none" and cfg.attr_per_clip else {}
+        if cfg.editor == "world":
+            self.editor = WorldEditor(cfg.world_size)
+        elif cfg.editor == "qwen":
+            self.editor = DiffusersEditor(cfg.editor_path, cfg.lora_path, _load_yaml(cfg.prompts_file))
+
+    def process(self, items: list[Item]) -> list[Item]:
+        return [self._one(it) for it in items]
+
+    def _one(self, item: Item) -> Item:
+        cfg = self.config.augment
+        item.setdefault("dropped_refs", [])
+        if self.editor is None:
+            item["augment"] = {"editor": "none"}
+            return item
+        sources = {}
+        for ref in item["refs"]:
+            sources.setdefault(ref["region"], ref)  # the first (best) self-crop of each region
+        jobs: list[tuple[EditRequest, str, dict]] = []
+        for region, src in sources.items():
+            for view in cfg.views:
+                jobs.append((EditRequest("view", region, view), "view_aug", src))
+        if "body" in sources:
+            for attr, value in pick_attributes(item["clip_id"], self.lists, cfg.attr_per_clip):
+                jobs.append((EditRequest("attribute", "body", value, attr), "attr_aug", sources["body"]))
+            if cfg.three_view:
+                jobs.append((EditRequest("three_view", "body"), "canonical", sources["body"]))
+        new_refs = []
+        for req, source, src in jobs:
+            tag = req.value if req.kind == "view" else (req.attribute if req.kind == "attribute" else "sheet")
+            rel = f"refs/{item['clip_id']}/{source}_{req.region}_{tag}.png".replace(" ", "_")
+            out = self.editor.edit(read_png(f"{self.out_dir}/{src['path']}"), req, item)
+            if out is None:
+                item["dropped_refs"].append(
+                    {
+                        "path": rel,
+                        "stage": self.name,
+                        "reason": "editor_unsupported",
+                        "detail": f"{self.editor.name} cannot do {req.kind} {req.attribute} {req.value}".strip(),
+                    }
+                )
+                continue
+            write_png(out, f"{self.out_dir}/{rel}")
+            if req.kind == "view":
+                yaw = VIEW_ANGLES[req.value][0]
+                view, angle, region = req.value, yaw, req.region
+            elif req.kind == "three_view":
+                view, angle, region = "canonical", None, "three_view"
+            else:
+                view, angle, region = src["view"], src["angle"], req.region
+            new_refs.append(
+                {
+                    "path": rel,
+                    "region": region,
+                    "view": view,
+                    "angle": angle,
+                    "visibility": None,
+                    "source_frame": src["source_frame"],
+                    "metadata": {
+                        "source": source,
+                        "editor": self.editor.name,
+                        "from": src["path"],
+                        "requested": f"{req.kind}:{req.attribute + '=' if req.attribute else ''}{req.value}".rstrip(
+                            ":"
+                        ),
+                    },
+                }
+            )
+        item["augmented"] = new_refs
+        item["augment"] = {"editor": self.editor.name, "made": len(new_refs)}
+        return item

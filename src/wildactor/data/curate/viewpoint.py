@@ -1,0 +1,189 @@
+"""Stage 5 — viewpoint of the actor in each candidate frame: yaw angle and view name.
+
+Angle convention (as in the manifest schema and ActorWorld): yaw in degrees in [0, 360); 0 faces the
+camera, 180 shows the back, 90 shows the actor's right side (the actor faces screen right), 270 the
+left side. View names: front / right / left / back (from ``view_bin`` plus the side's sign).
+
+Back-ends (``viewpoint.backend``):
+
+- ``landmarks`` (default): dlib 68-point landmarks of the detected face, head pose by ``cv2.solvePnP``
+  against a generic 3D face (six points); the yaw's sign is read from where the nose tip sits between
+  the eyes, its size from the pose. Body evidence: a person with no detectable face = back (180).
+  Frontal-face detection misses most strict profiles, so true profiles tend to be labelled back.
+- ``world_probe``: the ActorWorld viewpoint probe (a small CNN trained on renders, shipped with
+  ``wildactor.world``) applied to the person crop; for ActorWorld input, whose faces are too stylised
+  for landmarks. Its accuracy is measured against true yaw in tests/test_curate_world.py.
+- ``vlm``: a vision-language model from a local folder (``viewpoint.vlm_path``) asked for front /
+  left / right / back.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from wildactor.data.curate.stage import Item, Stage
+from wildactor.data.curate.video import DecodeError, read_frames
+from wildactor.data.schema import view_bin
+from wildactor.errors import WildActorError
+
+# Generic head, millimetres, x right (of the image), y up, z towards the camera.
+_MODEL_3D = np.array(
+    [
+        [0.0, 0.0, 0.0],  # nose tip (landmark 30)
+        [0.0, -63.0, -12.0],  # chin (8)
+        [-43.0, 32.0, -26.0],  # outer corner of the eye on image left (36)
+        [43.0, 32.0, -26.0],  # outer corner of the eye on image right (45)
+        [-28.0, -28.0, -24.0],  # mouth corner on image left (48)
+        [28.0, -28.0, -24.0],  # mouth corner on image right (54)
+    ]
+)
+_MODEL_IDX = [30, 8, 36, 45, 48, 54]
+
+
+def view_name(angle: float) -> str:
+    """front / right / left / back of a yaw angle in degrees."""
+    b = view_bin(angle)
+    if b != "side":
+        return b
+    return "right" if (angle % 360.0) < 180.0 else "left"
+
+
+def yaw_from_landmarks(lm: np.ndarray, image_size: tuple[int, int]) -> float:
+    """Yaw in degrees in (-90, 90) from 68 landmarks (positive = the actor faces screen right)."""
+    import cv2
+
+    h, w = image_size
+    cam = np.array([[w, 0, w / 2], [0, w, h / 2], [0, 0, 1]], dtype=np.float64)
+    pts = lm[_MODEL_IDX].astype(np.float64)
+    ok, rvec, _ = cv2.solvePnP(_MODEL_3D, pts, cam, np.zeros(4), flags=cv2.SOLVEPNP_ITERATIVE)
+    if not ok:
+        magnitude = 0.0
+    else:
+        rot, _ = cv2.Rodrigues(rvec)
+        # rotation about the vertical axis: angle of the model's forward (z) axis in the x-z plane
+        fwd = rot @ np.array([0.0, 0.0, 1.0])
+        magnitude = abs(float(np.degrees(np.arctan2(fwd[0], abs(fwd[2]) + 1e-9))))
+    eye_l, eye_r = lm[36:42].mean(0), lm[42:48].mean(0)
+    span = max(abs(eye_r[0] - eye_l[0]), 1e-6)
+    offset = (lm[30][0] - (eye_l[0] + eye_r[0]) / 2) / span  # nose tip left (-) or right (+) of the eyes
+    sign = 1.0 if offset >= 0 else -1.0
+    # the pose's magnitude, bounded by the nose offset (a flat PnP solution can overshoot)
+    return sign * min(magnitude, 89.0)
+
+
+class LandmarkViews:
+    def __init__(self, side_yaw: float) -> None:
+        from wildactor.data.curate.faces import Landmarker
+
+        self.landmarks = Landmarker()
+        self.side_yaw = side_yaw
+
+    def __call__(
+        self, rgb: np.ndarray, person: list[float] | None, face: list[float] | None
+    ) -> tuple[float | None, str]:
+        if person is None and face is None:
+            return None, "none"
+        if face is None:
+            return 180.0, "body:no_face"
+        yaw = yaw_from_landmarks(self.landmarks(rgb, face), rgb.shape[:2])
+        if abs(yaw) > self.side_yaw:
+            yaw = float(np.sign(yaw) * max(abs(yaw), 46.0))
+        return float(yaw % 360.0), "landmarks"
+
+
+class WorldProbeViews:
+    """ActorWorld's viewpoint probe on the person crop."""
+
+    def __init__(self) -> None:
+        try:
+            from wildactor.world.probes import load_probes
+        except ImportError:
+            raise WildActorError(
+                "viewpoint.backend=world_probe needs wildactor.world.probes (ActorWorld's trained probes)"
+            ) from None
+        self.probes = load_probes()
+
+    def __call__(self, rgb, person, face):
+        if person is None:
+            return None, "none"
+        return float(self.probes.yaw(rgb, person)) % 360.0, "world_probe"
+
+
+def check_vlm_path(path: str) -> Path:
+    if not path:
+        raise WildActorError("viewpoint.backend=vlm needs viewpoint.vlm_path: a local model folder")
+    folder = Path(path)
+    if not (folder / "config.json").is_file():
+        raise WildActorError(f"VLM labeller not found: {folder}/config.json (viewpoint.vlm_path)")
+    return folder
+
+
+class VlmViews:
+    """A transformers image-text-to-text model asked which side of the person is visible."""
+
+    QUESTION = "Which side of the person faces the camera? Answer with one word: front, left, right or back."
+    ANGLES = {"front": 0.0, "right": 90.0, "back": 180.0, "left": 270.0}
+
+    def __init__(self, path: str) -> None:
+        from transformers import pipeline
+
+        folder = check_vlm_path(path)
+        self.pipe = pipeline("image-text-to-text", model=str(folder), device_map="auto")
+
+    def __call__(self, rgb, person, face):
+        from PIL import Image
+
+        if person is None:
+            return None, "none"
+        x0, y0, x1, y1 = (int(round(v)) for v in person)
+        crop = Image.fromarray(rgb[max(0, y0) : y1, max(0, x0) : x1])
+        msgs = [
+            {
+                "role": "user",
+                "content": [{"type": "image", "image": crop}, {"type": "text", "text": self.QUESTION}],
+            }
+        ]
+        answer = str(self.pipe(text=msgs, max_new_tokens=4)[0]["generated_text"][-1]["content"]).lower()
+        for word, angle in self.ANGLES.items():
+            if word in answer:
+                return angle, "vlm"
+        return None, "vlm:unparsed"
+
+
+class ViewpointStage(Stage):
+    name = "viewpoint"
+    batch_size = 2
+
+    def check(self) -> None:
+        if self.config.viewpoint.backend == "vlm":
+            check_vlm_path(self.config.viewpoint.vlm_path)
+
+    def setup(self) -> None:
+        cfg = self.config.viewpoint
+        if cfg.backend == "landmarks":
+            self.estimator = LandmarkViews(cfg.side_yaw)
+        elif cfg.backend == "world_probe":
+            self.estimator = WorldProbeViews()
+        else:
+            self.estimator = VlmViews(cfg.vlm_path)
+
+    def process(self, items: list[Item]) -> list[Item]:
+        return [self._one(it) for it in items]
+
+    def _one(self, item: Item) -> Item:
+        samples = item["detect"]["samples"]
+        try:
+            frames = read_frames(item["path"], [s["time"] for s in samples], item["probe"]["fps"])
+        except DecodeError as exc:
+            from wildactor.data.curate.stage import reject
+
+            return reject(item, self.name, "corrupt_stream", str(exc))
+        for s, fr in zip(samples, frames):
+            angle, how = self.estimator(fr.rgb, s["person"], s["face"])
+            s["angle"] = None if angle is None else round(angle, 2)
+            s["view"] = None if angle is None else view_name(angle)
+            s["view_source"] = how
+        item["viewpoint"] = {"backend": self.config.viewpoint.backend}
+        return item
