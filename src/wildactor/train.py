@@ -70,8 +70,8 @@ class DataConfig:
     height: int = 480
     width: int = 832
     frame_stride: int = 1
-    ref_height: int = 480
-    ref_width: int = 480
+    ref_height: int | None = None  # None: the video's size, as the pipeline fits references at sampling time
+    ref_width: int | None = None
     batch_size: int = 1
     num_workers: int = 0
     check_files: bool = True
@@ -89,7 +89,7 @@ class DataConfig:
             "ref_width",
             "batch_size",
         ):
-            if getattr(self, name) < 1:
+            if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ValueError(f"data.{name} must be >= 1, got {getattr(self, name)}")
         if self.num_workers < 0 or self.toy_clips < 0 or self.cache_shard_size < 1:
             raise ValueError("data.num_workers and data.toy_clips must be >= 0, data.cache_shard_size >= 1")
@@ -308,7 +308,9 @@ def build_dataset(
 
     d, s = cfg.data, cfg.sampler
     sampler = build_sampler(s.kind, s.delta_deg, s.gamma, s.num_face, s.num_body)
-    spec = ClipSpec(d.num_frames, d.height, d.width, d.frame_stride, d.ref_height, d.ref_width)
+    spec = ClipSpec(
+        d.num_frames, d.height, d.width, d.frame_stride, d.ref_height or d.height, d.ref_width or d.width
+    )
     if d.cache_dir is None:
         return ActorClipDataset(records, manifest.parent, sampler, spec, seed=cfg.seed)
     if accelerator.is_main_process:
@@ -380,7 +382,7 @@ def _check_compatible(cfg: TrainConfig, transformer, vae, text_encoder) -> None:
     s, ft = vae.config.scale_factor_spatial, vae.config.scale_factor_temporal or 1
     _, ph, pw = tc.patch_size
     for name, size, mult in (("height", d.height, s * ph), ("width", d.width, s * pw),
-                             ("ref_height", d.ref_height, s * ph), ("ref_width", d.ref_width, s * pw)):  # fmt: skip
+                             ("ref_height", d.ref_height or d.height, s * ph), ("ref_width", d.ref_width or d.width, s * pw)):  # fmt: skip
         if size % mult:
             raise WildActorError(f"data.{name}={size} must be a multiple of {mult} (VAE x patch)")
     if (d.num_frames - 1) % ft:
@@ -479,56 +481,101 @@ def evaluation_loss(model, encoder, dataset, cfg: TrainConfig, positions: list[i
 # ============================================================================================== state I/O
 
 
-def save_optimizer(optimizer, path: Path) -> None:
-    """Optimizer state without pickle: tensors to safetensors, everything else to the JSON metadata."""
+def _full_options(**kwargs):
+    from torch.distributed.checkpoint.state_dict import StateDictOptions
+
+    return StateDictOptions(**{"full_state_dict": True, "cpu_offload": True, **kwargs})
+
+
+def snapshot_training_state(model, optimizer, fsdp: bool, trainable: str) -> dict[str, Any]:
+    """Full (unsharded, CPU) optimizer state keyed by parameter name, and the model weights when they are not
+    simply the unwrapped module's. A collective under FSDP: every process must call it."""
+    from torch.distributed.checkpoint.state_dict import get_model_state_dict, get_optimizer_state_dict
+
+    raw_optimizer = getattr(optimizer, "optimizer", optimizer)  # accelerate wraps the torch optimizer
+    snap: dict[str, Any] = {
+        "optimizer": get_optimizer_state_dict(model, raw_optimizer, options=_full_options())
+    }
+    snap["model"] = (
+        get_model_state_dict(model, options=_full_options()) if fsdp or trainable == "all" else None
+    )
+    return snap
+
+
+def save_optimizer(state: dict[str, Any], path: Path) -> None:
+    """Optimizer state without pickle: tensors to safetensors (``<param>::<slot>``), the rest to JSON metadata."""
     from safetensors.torch import save_file
 
-    state = optimizer.state_dict()
     tensors, scalars = {}, {}
-    for idx, slots in state["state"].items():
-        for name, value in slots.items():
+    for name, slots in state["state"].items():
+        for slot, value in slots.items():
             if hasattr(value, "shape"):
-                tensors[f"{idx}.{name}"] = value.detach().cpu().contiguous()
+                tensors[f"{name}::{slot}"] = value.detach().cpu().contiguous()
             else:
-                scalars[f"{idx}.{name}"] = value
+                scalars[f"{name}::{slot}"] = value
     meta = {"param_groups": json.dumps(state["param_groups"]), "scalars": json.dumps(scalars)}
     save_file(tensors, str(path), metadata=meta)
 
 
-def load_optimizer(optimizer, path: Path) -> None:
+def load_optimizer(model, optimizer, path: Path) -> None:
     from safetensors import safe_open
+    from torch.distributed.checkpoint.state_dict import set_optimizer_state_dict
 
     with safe_open(str(path), framework="pt") as f:
         meta = f.metadata()
         tensors = {k: f.get_tensor(k) for k in f.keys()}
-    state: dict[int, dict[str, Any]] = {}
+    state: dict[str, dict[str, Any]] = {}
     for key, value in list(tensors.items()) + list(json.loads(meta["scalars"]).items()):
-        idx, name = key.split(".", 1)
-        state.setdefault(int(idx), {})[name] = value
+        name, slot = key.rsplit("::", 1)
+        state.setdefault(name, {})[slot] = value
     groups = json.loads(meta["param_groups"])
     for g in groups:
         if "betas" in g:
             g["betas"] = tuple(g["betas"])
-    optimizer.load_state_dict({"state": state, "param_groups": groups})
+    # strict=False: a parameter that never received a gradient (the last block's reference queries feed
+    # nothing) has no optimizer state, in the saved run and in this one alike.
+    set_optimizer_state_dict(
+        model,
+        optimizer,
+        {"state": state, "param_groups": groups},
+        options=_full_options(cpu_offload=False, strict=False),
+    )
 
 
 def save_checkpoint(
-    output_dir: Path, step: int, model, optimizer, ema, trainable_names, state: dict, keep_last: int
-):
-    """Write checkpoints/step-XXXXXXXX atomically (a temporary folder renamed into place); prune old ones."""
+    output_dir: Path,
+    step: int,
+    model,
+    snapshot: dict[str, Any],
+    ema,
+    trainable_names,
+    state: dict,
+    keep_last: int,
+) -> Path:
+    """Write checkpoints/step-XXXXXXXX atomically (a temporary folder renamed into place); prune old ones.
+
+    ``model`` is the unwrapped transformer; ``snapshot`` comes from `snapshot_training_state`.
+    """
     import torch
     from safetensors.torch import save_file
+
+    from wildactor.model.transformer import LORA_PREFIX
 
     root = output_dir / "checkpoints"
     final = root / f"step-{step:08d}"
     tmp = root / f".tmp-step-{step:08d}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    model.save_reference_lora(tmp / "reference_lora.safetensors")
+    full = snapshot["model"]
+    if full is None:
+        model.save_reference_lora(tmp / "reference_lora.safetensors")
+    else:  # gathered weights (FSDP shards them): same file format as save_reference_lora
+        lora = {k: v.contiguous() for k, v in full.items() if k.startswith(LORA_PREFIX)}
+        save_file(lora, str(tmp / "reference_lora.safetensors"), metadata=model._lora_metadata())
+        (tmp / "reference_lora.json").write_text(json.dumps(model._lora_metadata(), indent=2) + "\n")
     if state["trainable"] == "all":
-        save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()},
-                  str(tmp / "transformer.safetensors"))  # fmt: skip
-    save_optimizer(optimizer, tmp / "optimizer.safetensors")
+        save_file({k: v.contiguous() for k, v in full.items()}, str(tmp / "transformer.safetensors"))
+    save_optimizer(snapshot["optimizer"], tmp / "optimizer.safetensors")
     if ema is not None:
         save_file(
             {n: e.detach().cpu().contiguous() for n, e in zip(trainable_names, ema)},
@@ -567,7 +614,7 @@ def load_checkpoint(path: Path, model, optimizer, ema, trainable_names) -> dict[
         model.load_state_dict(load_file(str(path / "transformer.safetensors")))
     else:
         model.load_reference_lora(path / "reference_lora.safetensors")
-    load_optimizer(optimizer, path / "optimizer.safetensors")
+    load_optimizer(model, optimizer, path / "optimizer.safetensors")
     if ema is not None:
         saved = load_file(str(path / "ema.safetensors"))
         if set(saved) != set(trainable_names):
@@ -594,7 +641,7 @@ def train(
     """Run (or continue) training up to ``max_steps`` optimizer steps; returns the loss trace of this call."""
     import torch
     from accelerate import Accelerator
-    from accelerate.utils import DistributedDataParallelKwargs, set_seed
+    from accelerate.utils import DistributedDataParallelKwargs, DistributedType, set_seed
     from tqdm.auto import tqdm
 
     out = Path(output_dir or cfg.output_dir)
@@ -640,6 +687,8 @@ def train(
     trainable_names, trainable = [n for n, _ in named], [p for _, p in named]
 
     dataset = build_dataset(cfg, manifest, records, encoder, encoder_id, accelerator)
+    if cfg.data.cache_dir is not None:  # training reads cached latents: free the encoders' device memory
+        encoder.to(device="cpu")
 
     # 3. optimizer, EMA, and the state to resume from
     optimizer = torch.optim.AdamW(
@@ -665,6 +714,7 @@ def train(
         return TrainResult([], start_step, start_step, out, latest_checkpoint(out))
 
     model, optimizer = accelerator.prepare(transformer, optimizer)
+    fsdp = accelerator.distributed_type == DistributedType.FSDP
 
     # 4. the data stream, from the resume point
     from wildactor.data.dataset import PositionSampler, collate
@@ -735,10 +785,10 @@ def train(
         if cfg.logging.tensorboard and (done % cfg.logging.every_steps == 0 or done == max_steps):
             accelerator.log({"train/loss": mean_loss, "train/lr": lr}, step=done)
         if done % cfg.checkpointing.every_steps == 0 or done == max_steps:
-            accelerator.wait_for_everyone()
+            snapshot = snapshot_training_state(model, optimizer, fsdp, oc.trainable)  # collective under FSDP
             if accelerator.is_main_process:
                 checkpoint = save_checkpoint(
-                    out, done, accelerator.unwrap_model(model), optimizer, ema, trainable_names, state,
+                    out, done, accelerator.unwrap_model(model), snapshot, ema, trainable_names, state,
                     cfg.checkpointing.keep_last,
                 )  # fmt: skip
             accelerator.wait_for_everyone()
