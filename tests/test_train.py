@@ -147,3 +147,17 @@ def test_cli_resume_without_checkpoint_exits_2(tmp_path, capsys):
     )
     assert code == 2
     assert "no checkpoint" in capsys.readouterr().err
+
+
+def test_training_from_the_latent_cache_never_reencodes(tmp_path, monkeypatch):
+    cfg = tiny_config(batch_size=1, cache_dir=str(tmp_path / "cache"))
+    first = train(cfg, max_steps=2, output_dir=tmp_path / "a", show_progress=False)
+    assert len(list((tmp_path / "cache").glob("shard-*.safetensors"))) == 1
+
+    def no_encoding(*args, **kwargs):
+        raise AssertionError("encoded during training although a latent cache exists")
+
+    for name in ("encode_video", "encode_references", "encode_text"):
+        monkeypatch.setattr(f"wildactor.diffusion.encode.VAETextEncoder.{name}", no_encoding)
+    second = train(cfg, max_steps=2, output_dir=tmp_path / "a2", show_progress=False)
+    assert second.losses == first.losses  # same cached latents, same draws, same noise
