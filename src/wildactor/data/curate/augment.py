@@ -27,14 +27,15 @@ from wildactor.data.curate.images import read_png, write_png
 from wildactor.data.curate.stage import Item, Stage
 from wildactor.errors import WildActorError
 
-# yaw (schema convention) and camera elevation of the six View-Aug angles
-VIEW_ANGLES: dict[str, tuple[float, float]] = {
-    "front": (0.0, 8.0),
-    "right": (90.0, 8.0),
-    "back": (180.0, 8.0),
-    "left": (270.0, 8.0),
-    "up": (0.0, 45.0),  # top-down: camera above
-    "down": (0.0, -30.0),  # bottom-up: camera below
+# yaw label (schema convention) of the six View-Aug angles; "down" = top-down (the camera looks down
+# on the actor), "up" = bottom-up, as in ActorWorld
+VIEW_YAW: dict[str, float] = {
+    "front": 0.0,
+    "right": 90.0,
+    "back": 180.0,
+    "left": 270.0,
+    "up": 0.0,
+    "down": 0.0,
 }
 
 
@@ -67,7 +68,8 @@ def _load_yaml(path: str) -> dict:
 
 
 class WorldEditor(Editor):
-    """Re-renders the ActorWorld actor named in the clip's sidecar."""
+    """Re-renders the ActorWorld actor named in the clip's sidecar with ActorWorld's own editor
+    (`wildactor.world.ActorWorldEditor`): exact identity, requested angle / scene / lighting / pose."""
 
     name = "world"
     SCENES = {
@@ -95,60 +97,52 @@ class WorldEditor(Editor):
     }
 
     def __init__(self, size: int) -> None:
-        self.size = size
+        from wildactor.world import ActorWorldEditor
 
-    def _render(
-        self,
-        item: Item,
-        region: str,
-        yaw: float,
-        elevation: float,
-        scene_kind=None,
-        lighting=None,
-        motion=None,
-        white=False,
-    ):
-        from wildactor.data.curate.images import crop, scaled_box
-        from wildactor.world.actors import Actor
-        from wildactor.world.body import BodyState
-        from wildactor.world.camera import Camera
-        from wildactor.world.motions import Motion
-        from wildactor.world.renderer import render_scene
-        from wildactor.world.scenes import LIGHTINGS, Scene
+        self.editor = ActorWorldEditor(out_size=size, render_size=max(192, size))
+
+    def _scene(self, side: dict, kind: str | None = None, lighting: str | None = None):
+        from wildactor.world import LIGHTINGS, Scene
+
+        kind = kind or side.get("scene", "studio")
+        if kind not in LIGHTINGS:
+            kind = "studio"
+        light = lighting if lighting is not None else side.get("lighting")
+        if light not in LIGHTINGS[kind]:
+            if lighting is not None:
+                return None  # that lighting does not exist in this scene
+            light = LIGHTINGS[kind][0]
+        return Scene(kind=kind, lighting=light)
+
+    def _pose_render(self, actor, region: str, scene, state=None) -> np.ndarray | None:
+        from wildactor.world import self_crop
+
+        img, lab = self.editor.render_view(actor, 0.0, 5.0, state, scene)
+        ref = self_crop(img, lab, region, 0, self.editor.out_size)
+        return None if ref is None else ref.image
+
+    def edit(self, image, request, item):
+        from wildactor.world import Actor, Motion
 
         side = item.get("sidecar") or {}
         if "actor_id" not in side:
-            return None
+            return None  # not ActorWorld input: nothing to re-render
         actor = Actor.from_id(side["actor_id"])
-        kind = scene_kind or side.get("scene", "studio")
-        light = lighting if lighting in LIGHTINGS.get(kind, ()) else side.get("lighting")
-        if light not in LIGHTINGS.get(kind, ()):
-            light = LIGHTINGS[kind][0]
-        scene = Scene(kind="studio", lighting="softbox") if white else Scene(kind=kind, lighting=light)
-        state = Motion(kind=motion, yaw=yaw).state(0.3) if motion else BodyState(yaw=yaw)
-        img, labels = render_scene([(actor, state)], scene, Camera(elevation=elevation), self.size)
-        box = labels[0].face_box if region == "face" else labels[0].person_box
-        if box is None:
-            return None
-        return crop(img, scaled_box(list(box), 1.35 if region == "face" else 1.10))
-
-    def edit(self, image, request, item):
         if request.kind == "view":
-            yaw, elev = VIEW_ANGLES[request.value]
-            return self._render(item, request.region, yaw, elev)
+            ref = self.editor.rerender(actor, request.region, request.value, scene=self._scene(side))
+            return None if ref is None else ref.image
         if request.kind == "three_view":
-            views = [self._render(item, "body", y, 8.0, white=True) for y in (0.0, 90.0, 180.0)]
-            if any(v is None for v in views):
-                return None
-            h = max(v.shape[0] for v in views)
-            padded = [np.pad(v, ((0, h - v.shape[0]), (2, 2), (0, 0)), mode="edge") for v in views]
-            return np.concatenate(padded, axis=1)
-        if request.attribute == "environment":
-            return self._render(item, request.region, 0.0, 8.0, scene_kind=self.SCENES.get(request.value))
-        if request.attribute == "lighting":
-            return self._render(item, request.region, 0.0, 8.0, lighting=self.LIGHTS.get(request.value))
+            return self.editor.three_view(actor).image
+        if request.attribute == "environment" and request.value in self.SCENES:
+            return self._pose_render(
+                actor, request.region, self._scene(side, kind=self.SCENES[request.value])
+            )
+        if request.attribute == "lighting" and request.value in self.LIGHTS:
+            scene = self._scene(side, lighting=self.LIGHTS[request.value])
+            return None if scene is None else self._pose_render(actor, request.region, scene)
         if request.attribute == "motion" and request.value in self.MOTIONS:
-            return self._render(item, request.region, 0.0, 8.0, motion=self.MOTIONS[request.value])
+            state = Motion(kind=self.MOTIONS[request.value]).state(0.3)
+            return self._pose_render(actor, request.region, self._scene(side), state)
         return None  # ActorWorld actors have no facial expressions
 
 
@@ -274,7 +268,7 @@ class AugmentStage(Stage):
                 continue
             write_png(out, f"{self.out_dir}/{rel}")
             if req.kind == "view":
-                yaw = VIEW_ANGLES[req.value][0]
+                yaw = VIEW_YAW[req.value]
                 view, angle, region = req.value, yaw, req.region
             elif req.kind == "three_view":
                 view, angle, region = "canonical", None, "three_view"

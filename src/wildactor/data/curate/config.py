@@ -90,7 +90,7 @@ class DetectConfig:
 class IdentityConfig:
     """Stage 3: every face's similarity to the clip's medoid face must reach `threshold`.
 
-    threshold None = the back-end's calibrated default (ArcFace 0.40, dlib 0.90, appearance 0.80).
+    threshold None = the back-end's calibrated default (ArcFace 0.40, dlib 0.90, appearance 0.70).
     """
 
     backend: str = "dlib"

@@ -11,7 +11,7 @@ Embedders map (image, box) to a unit vector; similarity is the cosine. Back-ends
   folder; threshold 0.40 as released with Actor-18M. Alignment uses five points from dlib's landmarks.
 - ``appearance``: a hue/saturation histogram of the person box. It is NOT a face identity: it compares
   clothing/skin/hair colours and is meant for ActorWorld renders, whose faces are too stylised for a
-  face model. Threshold 0.80.
+  face model. Threshold 0.70 (see docs/curate.md).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import numpy as np
 
 from wildactor.errors import WildActorError
 
-DEFAULT_THRESHOLDS = {"dlib": 0.90, "arcface": 0.40, "appearance": 0.80}
+DEFAULT_THRESHOLDS = {"dlib": 0.90, "arcface": 0.40, "appearance": 0.70}
 # dlib 68-point indices used for 5-point alignment and head pose
 _LEFT_EYE = list(range(36, 42))
 _RIGHT_EYE = list(range(42, 48))

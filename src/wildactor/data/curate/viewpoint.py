@@ -10,9 +10,9 @@ Back-ends (``viewpoint.backend``):
   against a generic 3D face (six points); the yaw's sign is read from where the nose tip sits between
   the eyes, its size from the pose. Body evidence: a person with no detectable face = back (180).
   Frontal-face detection misses most strict profiles, so true profiles tend to be labelled back.
-- ``world_probe``: the ActorWorld viewpoint probe (a small CNN trained on renders, shipped with
-  ``wildactor.world``) applied to the person crop; for ActorWorld input, whose faces are too stylised
-  for landmarks. Its accuracy is measured against true yaw in tests/test_curate_world.py.
+- ``world_probe``: ActorWorld's frame probe (a small CNN trained on renders, weights shipped with
+  ``wildactor.world``; its yaw head) applied to the frame; for ActorWorld input, whose faces are too
+  stylised for landmarks. It reads pixels only, never the clip's labels. Its accuracy is measured against true yaw in tests/test_curate_world.py.
 - ``vlm``: a vision-language model from a local folder (``viewpoint.vlm_path``) asked for front /
   left / right / back.
 """
@@ -108,7 +108,7 @@ class WorldProbeViews:
     def __call__(self, rgb, person, face):
         if person is None:
             return None, "none"
-        return float(self.probes.yaw(rgb, person)) % 360.0, "world_probe"
+        return float(self.probes.predict_view(rgb[None])[0]["yaw"]) % 360.0, "world_probe"
 
 
 def check_vlm_path(path: str) -> Path:
