@@ -80,7 +80,8 @@ def write_mp4(path: str | os.PathLike[str], frames: np.ndarray, fps: int = 16, c
     """(F, H, W, 3) uint8 frames -> H.264 MP4 (yuv420p). Written to a temporary name, then renamed."""
     import av
 
-    frames = np.asarray(frames)
+    # PyAV reads rows by the array's strides only if it is C-contiguous; a strided view gives garbage.
+    frames = np.ascontiguousarray(frames)
     if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
         raise ValueError(f"frames must be uint8 (F, H, W, 3), got {frames.dtype} {frames.shape}")
     num_frames, height, width, _ = frames.shape
@@ -93,8 +94,12 @@ def write_mp4(path: str | os.PathLike[str], frames: np.ndarray, fps: int = 16, c
         stream = container.add_stream("libx264", rate=fps)
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
         stream.options = {"crf": str(crf), "preset": "medium"}
+        # Convert to yuv420p here and keep every frame alive until the flush: x264 holds frames for its
+        # lookahead, and frames converted inside encode() could be freed early (files then differed per run).
+        held = []
         for frame in frames:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+            held.append(av.VideoFrame.from_ndarray(frame, format="rgb24").reformat(format="yuv420p"))
+            for packet in stream.encode(held[-1]):
                 container.mux(packet)
         for packet in stream.encode():
             container.mux(packet)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -202,6 +202,7 @@ class WildActorPipeline(DiffusionPipeline):
         max_sequence_length: int = 512,
         output_type: str = "np",
         attention_kwargs: dict[str, Any] | None = None,
+        on_shot_end: Callable[[int, Any], None] | None = None,
     ) -> WildActorPipelineOutput:
         """Generate one clip per prompt (a sequential narrative), all of the same referenced actor.
 
@@ -213,6 +214,7 @@ class WildActorPipeline(DiffusionPipeline):
             otherwise ``generator`` is drawn from in prompt order.
         use_reference_cache: None = whenever the transformer allows it (AIPA); False recomputes the
             reference stream in every forward (same result, slower; for checks and benchmarks).
+        on_shot_end: called as ``on_shot_end(prompt_index, frames)`` as soon as each clip is decoded.
         Returns `WildActorPipelineOutput`.
         """
         prompts = [prompts] if isinstance(prompts, str) else list(prompts)
@@ -275,6 +277,8 @@ class WildActorPipeline(DiffusionPipeline):
                     latents = self.scheduler.step(v, t, latents, return_dict=False)[0]
                     progress.update()
                 frames.append(self._finish(latents, output_type))
+                if on_shot_end is not None:
+                    on_shot_end(i, frames[-1])
         self.maybe_free_model_hooks()
         return WildActorPipelineOutput(frames=frames, reference_images=reference_images)
 
@@ -292,9 +296,8 @@ class WildActorPipeline(DiffusionPipeline):
         if output_type == "latent":
             return latents
         video = self.decode_latents(latents)[0]  # (3, T, H, W) in [-1, 1]
-        array = (
-            ((video.permute(1, 2, 3, 0) + 1.0) * 127.5).round().clamp(0, 255).to(torch.uint8).cpu().numpy()
-        )
+        pixels = ((video + 1.0) * 127.5).round().clamp(0, 255).to(torch.uint8)
+        array = np.ascontiguousarray(pixels.permute(1, 2, 3, 0).cpu().numpy())  # (T, H, W, 3)
         return array if output_type == "np" else [Image.fromarray(f) for f in array]
 
     # ------------------------------------------------------------------ loading

@@ -1,0 +1,263 @@
+"""`wildactor generate`: reference images + prompts -> one MP4 per prompt of the same actor.
+
+Writes ``shot_01.mp4 ...`` (H.264), ``contact_sheet.png`` (references + sampled frames of every shot) and
+``settings.json`` into the output folder. Re-running with the same settings keeps finished shots (each shot
+has its own seed, seed + index), so an interrupted narrative resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+from wildactor.errors import WildActorError
+
+# Settings of a real Wan2.2-TI2V-5B folder (its native 720p: 1280x704, 121 frames at 24 fps).
+MODEL_DEFAULTS: dict[str, Any] = dict(steps=50, size=(1280, 704), frames=121, fps=24, guidance_scale=5.0)
+REGIONS = ("face", "body", "three_view")
+SETTINGS_FILE = "settings.json"
+SHEET_FILE = "contact_sheet.png"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--ref",
+        action="append",
+        default=[],
+        metavar="PATH[:REGION]",
+        help="reference image of the actor; REGION is face, body (default) or three_view; repeat for more",
+    )
+    parser.add_argument(
+        "--prompt", action="append", default=[], metavar="TEXT", help="one shot per prompt, in story order"
+    )
+    parser.add_argument("-o", "--output", required=True, metavar="OUT_DIR", help="folder for videos + sheet")
+    parser.add_argument(
+        "--model", metavar="DIR", help="local diffusers folder (Wan2.2-TI2V-5B or a saved WildActorPipeline)"
+    )
+    parser.add_argument("--lora", metavar="FILE", help="reference LoRA (.safetensors) written by training")
+    parser.add_argument("--steps", type=int, help="denoising steps (default: 50, or the embedded model's)")
+    parser.add_argument("--seed", type=int, default=0, help="shot i uses seed + i (default 0)")
+    parser.add_argument("--size", metavar="WxH", help="video size in pixels (default 1280x704 with --model)")
+    parser.add_argument("--frames", type=int, help="frames per shot, 4k+1 (default 121 with --model)")
+    parser.add_argument("--fps", type=int, help="frame rate of the MP4s (default 24 with --model)")
+    parser.add_argument("--guidance-scale", type=float, help="text classifier-free guidance (default 5.0)")
+    parser.add_argument(
+        "--reference-guidance-scale", type=float, help="optional extra guidance towards the references"
+    )
+    parser.add_argument("--negative-prompt", default="", help="negative prompt (default empty)")
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="default: auto")
+
+
+def parse_ref(text: str) -> tuple[str, str]:
+    """``PATH`` or ``PATH:REGION`` -> (path, region). A suffix after the last ':' is a region unless it is
+    part of a path (contains a separator or a dot)."""
+    path, sep, region = text.rpartition(":")
+    if not sep or "/" in region or "\\" in region or "." in region or not path:
+        return text, "body"
+    if region not in REGIONS:
+        raise WildActorError(f"--ref {text}: unknown region {region!r} (use face, body or three_view)")
+    return path, region
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    match = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", text)
+    if not match:
+        raise WildActorError(f"--size {text!r}: expected WIDTHxHEIGHT, e.g. 1280x704")
+    return int(match.group(1)), int(match.group(2))
+
+
+def main(args: argparse.Namespace) -> int:
+    import numpy as np
+    import torch
+
+    from wildactor.media import contact_sheet, load_image, read_mp4, write_mp4
+    from wildactor.pipeline import (
+        Reference,
+        WildActorPipeline,
+        check_generation_inputs,
+        check_model_folder,
+        model_strides,
+    )
+
+    started = time.time()
+    # 1. Everything that can be checked without a model.
+    prompts = list(args.prompt)
+    if not prompts:
+        raise WildActorError("no prompt given: pass --prompt TEXT at least once")
+    for i, prompt in enumerate(prompts):
+        if not prompt.strip():
+            raise WildActorError(f"--prompt number {i + 1} is empty")
+    references = []
+    for text in args.ref:
+        path, region = parse_ref(text)
+        load_image(path)  # missing, unreadable or unsupported: fail now, before loading any model
+        references.append(Reference(path, region))
+    if args.lora is not None and not Path(args.lora).is_file():
+        raise WildActorError(f"reference LoRA file not found: {args.lora}")
+    if args.model is not None and not references:
+        raise WildActorError("no references: pass --ref PATH[:face|body|three_view] at least once")
+
+    # 2. The model's strides and defaults (read from configs before loading weights).
+    default = None
+    if args.model is not None:
+        check_model_folder(args.model)
+        size_multiple, temporal = model_strides(args.model)
+        defaults = dict(MODEL_DEFAULTS)
+    else:
+        from wildactor.default_model import load_default_model
+
+        default = load_default_model()
+        print(f"model: {default.description}")
+        defaults = dict(default.defaults)
+        size_multiple, temporal = default.pipeline.size_multiple, default.pipeline.vae_scale_factor_temporal
+        if not references:
+            references = list(default.example_references)
+            print(f"references: the default model's example actor ({len(references)} images)")
+    width, height = parse_size(args.size) if args.size else tuple(defaults["size"])
+    num_frames = args.frames if args.frames is not None else int(defaults["frames"])
+    steps = args.steps if args.steps is not None else int(defaults["steps"])
+    fps = args.fps if args.fps is not None else int(defaults["fps"])
+    guidance = args.guidance_scale if args.guidance_scale is not None else float(defaults["guidance_scale"])
+    if steps < 1:
+        raise WildActorError(f"--steps must be >= 1, got {steps}")
+    if fps < 1:
+        raise WildActorError(f"--fps must be >= 1, got {fps}")
+    check_generation_inputs(prompts, height, width, num_frames, size_multiple, temporal)
+
+    # 3. The model.
+    device = _pick_device(args.device, torch)
+    dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
+    if default is None:
+        pipe = WildActorPipeline.from_pretrained(args.model, lora=args.lora, torch_dtype=dtype)
+        model_info = {"path": str(Path(args.model).resolve()), "description": "local model folder"}
+        model_info["random_weights"] = False
+    else:
+        pipe = default.pipeline
+        if args.lora is not None:
+            pipe.transformer.load_reference_lora(args.lora)
+        model_info = {"path": None, "description": default.description, "random_weights": default.is_random}
+    pipe.to(device)
+    pipe.set_progress_bar_config(desc="denoising", unit="step", leave=True)
+
+    # 4. Settings, and which shots are already done (same settings = resume).
+    out_dir = Path(args.output)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    generation = {
+        "model": model_info,
+        "lora": None if args.lora is None else str(Path(args.lora).resolve()),
+        "references": [_describe_reference(r) for r in references],
+        "prompts": prompts,
+        "negative_prompt": args.negative_prompt,
+        "steps": steps,
+        "seed": args.seed,
+        "shot_seeds": [args.seed + i for i in range(len(prompts))],
+        "width": width,
+        "height": height,
+        "frames": num_frames,
+        "fps": fps,
+        "guidance_scale": guidance,
+        "reference_guidance_scale": args.reference_guidance_scale,
+        "scheduler": {"class": type(pipe.scheduler).__name__, **_scheduler_shift(pipe.scheduler)},
+    }
+    videos = [out_dir / f"shot_{i + 1:02d}.mp4" for i in range(len(prompts))]
+    previous = _read_settings(out_dir / SETTINGS_FILE)
+    resumable = previous is not None and previous.get("generation") == generation
+    todo = [i for i, v in enumerate(videos) if not (resumable and v.is_file())]
+    if len(todo) < len(prompts):
+        print(f"resuming: {len(prompts) - len(todo)} of {len(prompts)} shots already in {out_dir}")
+    runtime = {
+        "device": str(device),
+        "dtype": str(dtype).replace("torch.", ""),
+        "wildactor_version": _version(),
+    }
+    _write_json(out_dir / SETTINGS_FILE, {"status": "running", "generation": generation, "runtime": runtime})
+
+    # 5. Generate the missing shots; each MP4 is written as soon as its shot is decoded.
+    def save_shot(index: int, frames: Any) -> None:
+        shot = todo[index]
+        write_mp4(videos[shot], frames, fps=fps)
+        print(f"wrote {videos[shot]} ({frames.shape[0]} frames, {width}x{height})")
+
+    shots: dict[int, Any] = {}
+    reference_images = None
+    if todo:
+        result = pipe(
+            prompts=[prompts[i] for i in todo],
+            references=references,
+            height=height,
+            width=width,
+            num_frames=num_frames,
+            num_inference_steps=steps,
+            guidance_scale=guidance,
+            reference_guidance_scale=args.reference_guidance_scale,
+            negative_prompt=args.negative_prompt,
+            seed=[args.seed + i for i in todo],
+            on_shot_end=save_shot,
+        )
+        shots.update(zip(todo, result.frames))
+        reference_images = result.reference_images
+    if reference_images is None:
+        reference_images, _ = pipe.prepare_references(references, height, width)
+    all_shots = [shots[i] if i in shots else read_mp4(videos[i]) for i in range(len(prompts))]
+
+    # 6. Contact sheet and final settings.
+    sheet = contact_sheet(reference_images, [np.asarray(s) for s in all_shots])
+    sheet.save(out_dir / SHEET_FILE)
+    print(f"wrote {out_dir / SHEET_FILE}")
+    outputs = {"videos": [v.name for v in videos], "contact_sheet": SHEET_FILE}
+    runtime["elapsed_s"] = round(time.time() - started, 3)
+    _write_json(
+        out_dir / SETTINGS_FILE,
+        {"status": "done", "generation": generation, "runtime": runtime, "outputs": outputs},
+    )
+    print(f"wrote {out_dir / SETTINGS_FILE}")
+    return 0
+
+
+def _pick_device(choice: str, torch: Any):
+    if choice == "cuda" and not torch.cuda.is_available():
+        raise WildActorError("--device cuda: no CUDA device is available")
+    if choice == "auto":
+        choice = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device(choice)
+
+
+def _describe_reference(ref: Any) -> dict[str, Any]:
+    if isinstance(ref.image, (str, os.PathLike)):
+        return {"path": str(Path(ref.image).resolve()), "region": ref.region}
+    return {"path": None, "image": "in-memory example image", "region": ref.region}
+
+
+def _scheduler_shift(scheduler: Any) -> dict[str, Any]:
+    cfg = scheduler.config
+    if "flow_shift" in cfg:
+        return {"flow_shift": float(cfg["flow_shift"])}
+    if "shift" in cfg:
+        return {"shift": float(cfg["shift"])}
+    return {}
+
+
+def _read_settings(path: Path) -> dict[str, Any] | None:
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None  # an unreadable old settings file only means no resume
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n")
+    tmp.replace(path)
+
+
+def _version() -> str:
+    from wildactor import __version__
+
+    return __version__

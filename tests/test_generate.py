@@ -1,0 +1,167 @@
+"""`wildactor generate` end to end on a tiny random model: outputs decode back; bad inputs fail in one line."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from wildactor.cli import main as cli_main
+from wildactor.default_model import TINY_RANDOM_LABEL, build_tiny_pipeline
+from wildactor.media import read_mp4
+
+FAST = ["--steps", "2", "--size", "96x64", "--frames", "5", "--fps", "8"]
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    path = tmp_path_factory.mktemp("model") / "tiny"
+    build_tiny_pipeline(0).save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def ref_files(tmp_path_factory):
+    """A face in RGBA, a body in 8-bit grey and a three-view sheet in 16-bit grey: all must be accepted."""
+    folder = tmp_path_factory.mktemp("refs")
+    rng = np.random.default_rng(0)
+    face = rng.integers(0, 256, (40, 30, 4), dtype=np.uint8)
+    face[..., 3] = 128
+    Image.fromarray(face, "RGBA").save(folder / "face.png")
+    Image.fromarray(rng.integers(0, 256, (80, 30), dtype=np.uint8), "L").save(folder / "body.png")
+    Image.fromarray(rng.integers(0, 65535, (30, 90), dtype=np.uint16)).save(folder / "sheet.png")
+    return folder
+
+
+def run(argv, capsys):
+    code = cli_main(["generate", *argv])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_generate_writes_decodable_mp4s_sheet_and_settings(model_dir, ref_files, tmp_path, capsys):
+    out = tmp_path / "out"
+    refs = [
+        f"{ref_files / 'face.png'}:face",
+        str(ref_files / "body.png"),
+        f"{ref_files / 'sheet.png'}:three_view",
+    ]
+    argv = [
+        "--model",
+        str(model_dir),
+        "-o",
+        str(out),
+        "--prompt",
+        "she walks in",
+        "--prompt",
+        "she sits down",
+    ]
+    for r in refs:
+        argv += ["--ref", r]
+    code, stdout, _ = run(argv + FAST, capsys)
+    assert code == 0
+    for name in ("shot_01.mp4", "shot_02.mp4"):
+        frames = read_mp4(out / name)
+        assert frames.shape == (5, 64, 96, 3)
+        assert frames.std() > 1.0
+    sheet = Image.open(out / "contact_sheet.png")
+    assert sheet.height >= 3 * 64  # a reference row and one row per shot
+    settings = json.loads((out / "settings.json").read_text())
+    assert settings["status"] == "done"
+    gen = settings["generation"]
+    assert gen["prompts"] == ["she walks in", "she sits down"]
+    assert [r["region"] for r in gen["references"]] == ["face", "body", "three_view"]
+    assert (gen["width"], gen["height"], gen["frames"], gen["steps"], gen["shot_seeds"]) == (
+        96,
+        64,
+        5,
+        2,
+        [0, 1],
+    )
+    assert gen["model"]["random_weights"] is False
+    assert settings["outputs"]["videos"] == ["shot_01.mp4", "shot_02.mp4"]
+    assert "wrote" in stdout
+
+
+def test_no_model_uses_the_labelled_tiny_default_and_its_example_actor(tmp_path, capsys):
+    out = tmp_path / "out"
+    code, stdout, _ = run(["-o", str(out), "--prompt", "a walk", *FAST], capsys)
+    assert code == 0
+    assert TINY_RANDOM_LABEL in stdout and "example actor" in stdout
+    settings = json.loads((out / "settings.json").read_text())
+    assert settings["generation"]["model"] == {
+        "path": None,
+        "description": TINY_RANDOM_LABEL,
+        "random_weights": True,
+    }
+    assert len(settings["generation"]["references"]) == 2
+    assert read_mp4(out / "shot_01.mp4").shape == (5, 64, 96, 3)
+
+
+def test_rerun_with_same_settings_regenerates_only_missing_shots(model_dir, ref_files, tmp_path, capsys):
+    out = tmp_path / "out"
+    argv = ["--model", str(model_dir), "-o", str(out), "--ref", str(ref_files / "body.png")]
+    argv += ["--prompt", "one", "--prompt", "two", *FAST]
+    assert run(argv, capsys)[0] == 0
+    first, second = read_mp4(out / "shot_01.mp4"), read_mp4(out / "shot_02.mp4")
+    first_mtime = (out / "shot_01.mp4").stat().st_mtime_ns
+    (out / "shot_02.mp4").unlink()
+    code, stdout, _ = run(argv, capsys)
+    assert code == 0 and "resuming: 1 of 2" in stdout
+    assert (out / "shot_01.mp4").stat().st_mtime_ns == first_mtime
+    np.testing.assert_array_equal(read_mp4(out / "shot_02.mp4"), second)
+    np.testing.assert_array_equal(read_mp4(out / "shot_01.mp4"), first)
+
+
+def _bad_inputs(model_dir, ref_files, tmp_path):
+    text_file = tmp_path / "notes.png"
+    text_file.write_text("not an image")
+    float_image = tmp_path / "float.tiff"
+    Image.fromarray(np.zeros((8, 8), dtype=np.float32), "F").save(float_image)
+    broken_model = tmp_path / "broken"
+    shutil.copytree(model_dir, broken_model)
+    shutil.rmtree(broken_model / "vae")
+    ok_ref = ["--ref", str(ref_files / "body.png")]
+    model = ["--model", str(model_dir)]
+    return {
+        "missing reference": (
+            ["--ref", str(tmp_path / "nope.png"), "--prompt", "x"],
+            "reference image not found",
+        ),
+        "unreadable reference": (["--ref", str(text_file), "--prompt", "x"], "not an image file"),
+        "unsupported mode": (["--ref", str(float_image), "--prompt", "x"], "unsupported image mode 'F'"),
+        "unknown region": (
+            ["--ref", f"{ref_files / 'body.png'}:hand", "--prompt", "x"],
+            "unknown region 'hand'",
+        ),
+        "no references": ([*model, "--prompt", "x"], "no references"),
+        "bad size": ([*model, *ok_ref, "--prompt", "x", "--size", "100x70"], "nearest valid size: 96x64"),
+        "bad size format": ([*ok_ref, "--prompt", "x", "--size", "big"], "expected WIDTHxHEIGHT"),
+        "bad frame count": ([*model, *ok_ref, "--prompt", "x", "--frames", "8"], "nearest valid count: 9"),
+        "no prompt": ([*model, *ok_ref], "no prompt given"),
+        "empty prompt": ([*model, *ok_ref, "--prompt", " "], "is empty"),
+        "missing component": (
+            ["--model", str(broken_model), *ok_ref, "--prompt", "x"],
+            "missing the 'vae' component",
+        ),
+        "missing model": (
+            ["--model", str(tmp_path / "none"), *ok_ref, "--prompt", "x"],
+            "model folder not found",
+        ),
+        "missing lora": (
+            [*model, *ok_ref, "--prompt", "x", "--lora", str(tmp_path / "l.st")],
+            "LoRA file not found",
+        ),
+    }
+
+
+def test_every_bad_input_gives_one_line_error_and_exit_code_2(model_dir, ref_files, tmp_path, capsys):
+    for name, (argv, message) in _bad_inputs(model_dir, ref_files, tmp_path).items():
+        code, stdout, stderr = run([*argv, "-o", str(tmp_path / "out")], capsys)
+        assert code == 2, name
+        assert stderr.startswith("error: ") and stderr.count("\n") == 1, (name, stderr)
+        assert message in stderr, (name, stderr)
+    assert not (tmp_path / "out" / "shot_01.mp4").exists()
