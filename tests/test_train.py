@@ -161,3 +161,17 @@ def test_training_from_the_latent_cache_never_reencodes(tmp_path, monkeypatch):
         monkeypatch.setattr(f"wildactor.diffusion.encode.VAETextEncoder.{name}", no_encoding)
     second = train(cfg, max_steps=2, output_dir=tmp_path / "a2", show_progress=False)
     assert second.losses == first.losses  # same cached latents, same draws, same noise
+
+
+def test_wan22_5b_config_matches_the_released_settings(tmp_path):
+    cfg = TrainConfig.from_yaml(CONFIG.parent / "wan22-5b.yaml")
+    assert cfg.model.overrides["lora_rank"] == 128
+    assert cfg.schedule.shift == 5.0  # the shift Wan2.2-TI2V-5B samples with
+    assert (cfg.sampler.kind, cfg.sampler.delta_deg, cfg.sampler.gamma) == ("adaptive", 25.0, 0.25)
+    assert (cfg.sampler.num_face, cfg.sampler.num_body) == (3, 3)
+    assert cfg.data.height % 32 == 0 and cfg.data.width % 32 == 0 and (cfg.data.num_frames - 1) % 4 == 0
+    missing = dataclasses.replace(
+        cfg, model=dataclasses.replace(cfg.model, pretrained=str(tmp_path / "nope"))
+    )
+    with pytest.raises(WildActorError, match="has no transformer/ folder"):
+        build_models(missing, tmp_path)

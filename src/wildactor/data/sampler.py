@@ -11,11 +11,11 @@ Face references are drawn from ``region == "face"``; body references from ``"bod
 ``"three_view"`` (the model treats a three-view sheet as a body reference).
 
 Missing angles: a reference with no ``angle`` falls back to the nominal yaw of its ``view`` label
-(front 0, left 90, right 270, back 180; "side" is 90); without either it is never down-weighted and
-drawing it down-weights nothing.
+(front 0, right 90, back 180, left 270, as ActorWorld and the curation label them; "side" is 90);
+without either it is never down-weighted and drawing it down-weights nothing.
 
 All samplers take an explicit ``numpy.random.Generator``: the caller owns the randomness (the dataset
-derives one per (seed, epoch, index)), so draws are reproducible and resumable without hidden state.
+derives one per (seed, stream position)), so draws are reproducible and resumable without hidden state.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from wildactor.data.schema import ReferenceRecord, angular_distance
 SAMPLERS: tuple[str, ...] = ("adaptive", "random", "self_crop_only")
 
 # Nominal yaw of a view label, used only when a reference has no angle.
-VIEW_ANGLES: dict[str, float] = {"front": 0.0, "left": 90.0, "side": 90.0, "back": 180.0, "right": 270.0}
+VIEW_ANGLES: dict[str, float] = {"front": 0.0, "right": 90.0, "side": 90.0, "back": 180.0, "left": 270.0}
 
 
 def reference_angle(ref: ReferenceRecord) -> float | None:
