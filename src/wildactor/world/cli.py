@@ -18,7 +18,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     mk.add_argument("--out", type=Path, required=True, help="output folder (resumable)")
     mk.add_argument("--seed", type=int, default=0)
     mk.add_argument("--first-actor", type=int, default=0, help="index of the first actor id")
-    mk.add_argument("--frames", type=int, default=16, help="frames per clip")
+    mk.add_argument("--frames", type=int, default=17, help="frames per clip (1 + 4k suits a Wan VAE)")
     mk.add_argument("--size", type=int, default=64, help="clip height and width in pixels (even)")
     mk.add_argument("--fps", type=int, default=8)
     mk.add_argument("--ref-size", type=int, default=64, help="reference image size in pixels")

@@ -53,7 +53,7 @@ class WorldConfig:
     clips_per_actor: int = 4
     seed: int = 0
     first_actor: int = 0
-    num_frames: int = 16
+    num_frames: int = 17  # 1 + 4k, what a Wan-style VAE (4x in time) expects
     size: int = 64
     fps: int = 8
     ref_size: int = 64
