@@ -175,3 +175,37 @@ def test_wan22_5b_config_matches_the_released_settings(tmp_path):
     )
     with pytest.raises(WildActorError, match="has no transformer/ folder"):
         build_models(missing, tmp_path)
+
+
+@pytest.fixture
+def fresh_accelerate_state():
+    """accelerate keeps one process-wide state; a run with another mixed precision needs a fresh one."""
+    from accelerate.state import AcceleratorState
+
+    AcceleratorState._reset_state(reset_partial_state=True)
+    yield
+    AcceleratorState._reset_state(reset_partial_state=True)
+
+
+def test_bf16_with_checkpointing_accumulation_and_ema_keeps_trainable_weights_fp32(
+    tmp_path, fresh_accelerate_state
+):
+    cfg = tiny_config(batch_size=1)
+    cfg = dataclasses.replace(
+        cfg,
+        precision=dataclasses.replace(cfg.precision, mixed_precision="bf16", frozen_dtype="bfloat16"),
+        model=dataclasses.replace(cfg.model, gradient_checkpointing=True),
+        schedule=dataclasses.replace(cfg.schedule, gradient_accumulation_steps=2),
+        ema=dataclasses.replace(cfg.ema, decay=0.9),
+    )
+    result = train(cfg, max_steps=2, output_dir=tmp_path, show_progress=False)
+    assert all(torch.isfinite(torch.tensor(result.losses)))
+    model = result.model
+    assert model.patch_embedding.weight.dtype == torch.bfloat16  # frozen base stored in bf16
+    assert model.blocks[0].norm2.weight.dtype == torch.float32  # a declared fp32 island stays fp32
+    assert all(p.dtype == torch.float32 for p in model.reference_lora_parameters())
+    ema = load_file(str(result.checkpoint / "ema.safetensors"))
+    lora = model.reference_lora_state_dict()
+    assert set(ema) == set(lora)  # one EMA tensor per trainable weight
+    assert all(ema[k].dtype == torch.float32 for k in ema)
+    assert json.loads((result.checkpoint / "trainer_state.json").read_text())["global_batch"] == 2

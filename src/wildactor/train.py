@@ -381,8 +381,13 @@ def _check_compatible(cfg: TrainConfig, transformer, vae, text_encoder) -> None:
         )
     s, ft = vae.config.scale_factor_spatial, vae.config.scale_factor_temporal or 1
     _, ph, pw = tc.patch_size
-    for name, size, mult in (("height", d.height, s * ph), ("width", d.width, s * pw),
-                             ("ref_height", d.ref_height or d.height, s * ph), ("ref_width", d.ref_width or d.width, s * pw)):  # fmt: skip
+    sizes = {
+        "height": (d.height, s * ph),
+        "width": (d.width, s * pw),
+        "ref_height": (d.ref_height or d.height, s * ph),
+        "ref_width": (d.ref_width or d.width, s * pw),
+    }
+    for name, (size, mult) in sizes.items():
         if size % mult:
             raise WildActorError(f"data.{name}={size} must be a multiple of {mult} (VAE x patch)")
     if (d.num_frames - 1) % ft:
