@@ -1,0 +1,99 @@
+"""Actor-Bench suite files: the shipped suites validate; mistakes are reported with their location."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from wildactor.bench.spec import AXES, SETTINGS, load_suite, suite_from_dict
+from wildactor.errors import WildActorError
+
+
+def test_actorworld_suite_has_75_heldout_actors_three_settings_two_axes():
+    pytest.importorskip("wildactor.world")
+    from wildactor.world.probe_training import HELDOUT_ACTORS
+
+    suite = load_suite("actorworld")
+    assert len(suite.subjects) == 75
+    lo, hi = HELDOUT_ACTORS
+    for s in suite.subjects:
+        assert lo <= int(s.actor.split("_")[1]) < hi  # identities the probes never trained on
+        assert set(s.references) == set(SETTINGS)
+        assert all(len(story) == 3 for story in s.narrative)
+        assert all({"scene", "motion", "clip"} <= set(p.labels) for p in s.contextual)
+    items = suite.items()
+    assert {(it.setting, it.axis) for it in items} == {(s, a) for s in SETTINGS for a in AXES}
+    assert len({it.item_id for it in items}) == len(items)
+    assert (suite.video.num_frames - 1) % 4 == 0  # a Wan-valid frame count
+
+
+def test_actorworld_suite_file_is_what_make_suite_writes():
+    pytest.importorskip("wildactor.world")
+    from wildactor.bench.actorworld import make_actorworld_suite
+    from wildactor.bench.spec import SUITES_DIR
+
+    shipped = yaml.safe_load((SUITES_DIR / "actorworld.yaml").read_text())
+    assert shipped == yaml.safe_load(yaml.safe_dump(make_actorworld_suite()))
+
+
+def test_template_suite_validates_and_names_its_items():
+    suite = load_suite("template")
+    ids = [it.item_id for it in suite.items()]
+    assert "example_person__arbitrary__ctx0" in ids and "example_person__in_the_wild__nar0-2" in ids
+    story = [it for it in suite.items() if it.group == "example_person__three_view__nar0"]
+    assert [it.shot for it in story] == [0, 1, 2] and len({it.seed for it in story}) == 1
+
+
+def _good(tmp_path: Path) -> dict:
+    (tmp_path / "a.png").write_bytes(b"x")
+    return {
+        "name": "t",
+        "subjects": [
+            {
+                "id": "s1",
+                "references": {"arbitrary": [{"path": "a.png", "region": "body"}]},
+                "contextual": ["p"],
+            }
+        ],
+    }
+
+
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (
+            lambda d: d["subjects"][0]["references"]["arbitrary"][0].update(region="bdy"),
+            "subjects[0].references.arbitrary[0]: unknown region 'bdy'",
+        ),
+        (
+            lambda d: d["subjects"][0]["references"]["arbitrary"][0].update(path="missing.png"),
+            "subjects[0].references.arbitrary[0].path: file not found",
+        ),
+        (
+            lambda d: d["subjects"][0]["references"].update(sideways=[{"path": "a.png"}]),
+            "unknown setting 'sideways'",
+        ),
+        (lambda d: d["subjects"].append(dict(d["subjects"][0])), "duplicate subject ids: s1"),
+        (
+            lambda d: d["subjects"][0].update(contextual=[""]),
+            "subjects[0].contextual[0]: prompt text must be a non-empty string",
+        ),
+        (lambda d: d["subjects"][0].pop("contextual"), "subject has no prompts"),
+        (lambda d: d.update(video={"num_frames": 0}), "video: num_frames must be a positive integer"),
+        (lambda d: d["subjects"][0].update(id="a__b"), "no '__'"),
+    ],
+)
+def test_suite_errors_name_the_field(tmp_path, edit, message):
+    data = _good(tmp_path)
+    suite_from_dict(data, tmp_path)  # the unedited suite is valid
+    edit(data)
+    with pytest.raises(WildActorError) as exc:
+        suite_from_dict(data, tmp_path)
+    assert message in str(exc.value)
+
+
+def test_unknown_suite_name_lists_the_shipped_ones():
+    with pytest.raises(WildActorError, match="actorworld"):
+        load_suite("no-such-suite")
