@@ -64,6 +64,8 @@ def test_resume_is_bitwise_identical_to_a_straight_run(tmp_path):
     straight = train(cfg, max_steps=20, output_dir=tmp_path / "straight", show_progress=False)
     first = train(cfg, max_steps=10, output_dir=tmp_path / "resumed", show_progress=False)
     assert latest_checkpoint(tmp_path / "resumed").name == "step-00000010"
+    metrics = tmp_path / "resumed" / "metrics.jsonl"  # as if the run died at step 12, after logging it
+    metrics.write_text(metrics.read_text() + '{"step": 11, "loss": 0.0}\n{"step": 12, "loss": 0.0}\n')
     second = train(cfg, resume=True, max_steps=20, output_dir=tmp_path / "resumed", show_progress=False)
     assert second.start_step == 10
     assert len(straight.losses) == 20 and len(second.losses) == 10
@@ -209,3 +211,10 @@ def test_bf16_with_checkpointing_accumulation_and_ema_keeps_trainable_weights_fp
     assert set(ema) == set(lora)  # one EMA tensor per trainable weight
     assert all(ema[k].dtype == torch.float32 for k in ema)
     assert json.loads((result.checkpoint / "trainer_state.json").read_text())["global_batch"] == 2
+
+
+def test_a_fresh_run_refuses_an_output_dir_with_checkpoints(tmp_path):
+    cfg = tiny_config(batch_size=1)
+    train(cfg, max_steps=1, output_dir=tmp_path, show_progress=False)
+    with pytest.raises(WildActorError, match="already holds checkpoints"):
+        train(cfg, max_steps=2, output_dir=tmp_path, show_progress=False)

@@ -285,7 +285,7 @@ class TrainResult:
 # ============================================================================================== data
 
 
-def load_records(cfg: TrainConfig, output_dir: Path) -> tuple[Path, list]:
+def load_records(cfg: TrainConfig, output_dir: Path, check_files: bool = True) -> tuple[Path, list]:
     """The manifest path and its validated records; a bad manifest stops here, before any model loads."""
     from wildactor.data.dataset import write_toy_dataset
     from wildactor.data.schema import load_manifest
@@ -296,7 +296,7 @@ def load_records(cfg: TrainConfig, output_dir: Path) -> tuple[Path, list]:
             write_toy_dataset(manifest.parent, num_clips=cfg.data.toy_clips, seed=cfg.seed)
     else:
         manifest = Path(cfg.data.manifest)
-    return manifest, load_manifest(manifest, check_files=cfg.data.check_files)
+    return manifest, load_manifest(manifest, check_files=check_files and cfg.data.check_files)
 
 
 def build_dataset(
@@ -664,12 +664,15 @@ def train(
     if accelerator.is_main_process:
         out.mkdir(parents=True, exist_ok=True)
 
-    # 1. data first: a bad manifest stops the run before any weight is loaded
+    if not resume and latest_checkpoint(out) is not None:
+        raise WildActorError(f"{out} already holds checkpoints: pass --resume, or pick another --output-dir")
+
+    # 1. data first: a bad manifest stops the run before any weight is loaded (the main process checks files)
     if accelerator.is_main_process:
         manifest, records = load_records(cfg, out)
     accelerator.wait_for_everyone()
     if not accelerator.is_main_process:
-        manifest, records = load_records(cfg, out)
+        manifest, records = load_records(cfg, out, check_files=False)
 
     # 2. models: frozen parts in frozen_dtype, trainable weights in fp32
     set_seed(cfg.seed)
@@ -718,6 +721,13 @@ def train(
         accelerator.print(f"already at step {start_step} >= max_steps {max_steps}; nothing to do")
         return TrainResult([], start_step, start_step, out, latest_checkpoint(out))
 
+    metrics_path = out / "metrics.jsonl"
+    if accelerator.is_main_process and metrics_path.is_file():  # drop steps logged after the checkpoint
+        rows = [
+            line for line in metrics_path.read_text().splitlines() if json.loads(line)["step"] <= start_step
+        ]
+        metrics_path.write_text("".join(row + "\n" for row in rows))
+
     model, optimizer = accelerator.prepare(transformer, optimizer)
     fsdp = accelerator.distributed_type == DistributedType.FSDP
 
@@ -744,7 +754,6 @@ def train(
         "config": cfg.to_dict(),
     }
     losses: list[float] = []
-    metrics_path = out / "metrics.jsonl"
     checkpoint = None
     bar = tqdm(range(start_step, max_steps), initial=start_step, total=max_steps, desc="train",
                disable=not (show_progress and accelerator.is_main_process))  # fmt: skip

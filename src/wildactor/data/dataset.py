@@ -22,6 +22,7 @@ left out, and `collate` trims a batch to the layout its samples share.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -45,11 +46,15 @@ def seed_for(*keys: int) -> int:
     return ((hi << 32) | lo) >> 1
 
 
+@functools.lru_cache(maxsize=4)
+def _epoch_permutation(num_records: int, seed: int, epoch: int) -> np.ndarray:
+    return np.random.default_rng(seed_for(seed, epoch, 0x5EED)).permutation(num_records)
+
+
 def stream_index(position: int, num_records: int, seed: int) -> int:
     """The record index of stream position ``position``: epoch-wise seeded permutations."""
     epoch, offset = divmod(position, num_records)
-    perm = np.random.default_rng(seed_for(seed, epoch, 0x5EED)).permutation(num_records)
-    return int(perm[offset])
+    return int(_epoch_permutation(num_records, seed, epoch)[offset])
 
 
 # ----------------------------------------------------------------------------------------------- pixels
