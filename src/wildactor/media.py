@@ -77,7 +77,11 @@ def fit_and_pad(
 
 
 def write_mp4(path: str | os.PathLike[str], frames: np.ndarray, fps: int = 16, crf: int = 18) -> Path:
-    """(F, H, W, 3) uint8 frames -> H.264 MP4 (yuv420p). Written to a temporary name, then renamed."""
+    """(F, H, W, 3) uint8 frames -> H.264 MP4 (yuv420p). Written to a temporary name, then renamed.
+
+    H.264 is lossy and, with this PyAV/libx264 build, not bit-reproducible from run to run (same frames can
+    give slightly different bitstreams): compare generated frames, not decoded files.
+    """
     import av
 
     # PyAV reads rows by the array's strides only if it is C-contiguous; a strided view gives garbage.
@@ -94,12 +98,10 @@ def write_mp4(path: str | os.PathLike[str], frames: np.ndarray, fps: int = 16, c
         stream = container.add_stream("libx264", rate=fps)
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
         stream.options = {"crf": str(crf), "preset": "medium"}
-        # Convert to yuv420p here and keep every frame alive until the flush: x264 holds frames for its
-        # lookahead, and frames converted inside encode() could be freed early (files then differed per run).
-        held = []
-        for frame in frames:
-            held.append(av.VideoFrame.from_ndarray(frame, format="rgb24").reformat(format="yuv420p"))
-            for packet in stream.encode(held[-1]):
+        for index, frame in enumerate(frames):
+            video_frame = av.VideoFrame.from_ndarray(frame, format="rgb24")
+            video_frame.pts = index
+            for packet in stream.encode(video_frame):
                 container.mux(packet)
         for packet in stream.encode():
             container.mux(packet)
