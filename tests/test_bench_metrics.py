@@ -261,3 +261,65 @@ def test_missing_clip_and_vlm_folders_give_na(tmp_path):
         np.zeros((2, 32, 32, 3), np.uint8), [RefImage(np.zeros((8, 8, 3), np.uint8))], vlm
     )
     assert b.is_na and "config.json missing" in b.na_reason
+
+
+def _byte_chars() -> list[str]:
+    """The 256 printable stand-ins of byte-level BPE vocabularies (GPT-2 / CLIP convention)."""
+    keep = list(range(ord("!"), ord("~") + 1)) + list(range(0xA1, 0xAD)) + list(range(0xAE, 0x100))
+    out, n = {b: chr(b) for b in keep}, 0
+    for b in range(256):
+        if b not in out:
+            out[b] = chr(256 + n)
+            n += 1
+    return [out[b] for b in range(256)]
+
+
+@pytest.fixture(scope="module")
+def tiny_clip_dir(tmp_path_factory):
+    """A tiny random CLIP (model + processor) saved like a real local folder; no hub access."""
+    import json
+
+    import torch
+    from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor, CLIPTokenizer
+
+    d = tmp_path_factory.mktemp("tinyclip")
+    chars = _byte_chars()
+    vocab = chars + [c + "</w>" for c in chars] + ["<|startoftext|>", "<|endoftext|>"]
+    (d / "vocab.json").write_text(json.dumps({t: i for i, t in enumerate(vocab)}))
+    (d / "merges.txt").write_text("#version: 0.2\n")
+    tok = CLIPTokenizer(str(d / "vocab.json"), str(d / "merges.txt"))
+    ip = CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})
+    CLIPProcessor(image_processor=ip, tokenizer=tok).save_pretrained(d)
+    torch.manual_seed(0)
+    n = len(vocab)
+    text = dict(vocab_size=n, hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2,
+                max_position_embeddings=77, eos_token_id=n - 1, bos_token_id=n - 2, pad_token_id=n - 1)  # fmt: skip
+    vision = dict(
+        hidden_size=16,
+        intermediate_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        image_size=32,
+        patch_size=8,
+    )
+    CLIPModel(CLIPConfig(text_config=text, vision_config=vision, projection_dim=8)).save_pretrained(d)
+    return d
+
+
+def test_clip_backend_loads_a_local_folder_and_scores_as_documented(tiny_clip_dir):
+    import torch
+
+    scorer = build_clip_backend(str(tiny_clip_dir))
+    assert not isinstance(scorer, BackendUnavailable), getattr(scorer, "reason", "")
+    frame = np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8)
+    r = semantic_clip(np.stack([frame] * 4), "a person walks", scorer)
+    assert r.backend == "clip:" + tiny_clip_dir.name
+    assert r.value == max(0.0, r.extra["cosine"])
+    # One frame repeated = that frame alone: the video embedding is the normalised mean of frame embeddings.
+    with torch.no_grad():
+        px = scorer.processor(images=[frame], return_tensors="pt")["pixel_values"]
+        v = scorer._features(scorer.model.get_image_features(pixel_values=px))[0]
+        txt = scorer.processor(text=["a person walks"], return_tensors="pt", padding=True)
+        t = scorer._features(scorer.model.get_text_features(**txt))[0]
+    expected = float(torch.nn.functional.cosine_similarity(v, t, dim=0))
+    assert r.extra["cosine"] == pytest.approx(expected, abs=1e-5)

@@ -44,6 +44,7 @@ class CLIPScorer:
         return out if hasattr(out, "norm") else out.pooler_output
 
     def score(self, frames: np.ndarray, prompt: str) -> float:
+        """Raw cosine in [-1, 1] between the prompt and the clip's mean frame embedding."""
         torch = self._torch
         device = self.model.device
         with torch.no_grad():
@@ -58,7 +59,7 @@ class CLIPScorer:
         v = torch.nn.functional.normalize(v.float(), dim=-1).mean(0)
         v = torch.nn.functional.normalize(v, dim=0)
         t = torch.nn.functional.normalize(t.float()[0], dim=0)
-        return max(0.0, float(v @ t))
+        return float(v @ t)
 
 
 def build_clip_backend(model_dir: str | None, device: str = "cpu") -> CLIPScorer | BackendUnavailable:
@@ -74,7 +75,8 @@ def semantic_clip(frames: np.ndarray, prompt: str, scorer: Any, num_samples: int
     if isinstance(scorer, BackendUnavailable):
         return MetricResult.na(NAME, scorer.name, scorer.reason)
     idx = sample_indices(len(frames), num_samples)
-    return MetricResult(NAME, scorer.name, value=scorer.score(frames[idx], prompt))
+    cos = scorer.score(frames[idx], prompt)
+    return MetricResult(NAME, scorer.name, value=max(0.0, cos), extra={"cosine": cos})
 
 
 def semantic_vlm(frames: np.ndarray, prompt: str, judge: Any, num_samples: int = 4) -> MetricResult:
