@@ -6,6 +6,7 @@ import dataclasses
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -218,3 +219,30 @@ def test_a_fresh_run_refuses_an_output_dir_with_checkpoints(tmp_path):
     train(cfg, max_steps=1, output_dir=tmp_path, show_progress=False)
     with pytest.raises(WildActorError, match="already holds checkpoints"):
         train(cfg, max_steps=2, output_dir=tmp_path, show_progress=False)
+
+
+def test_a_trained_checkpoint_loads_into_the_pipeline(tmp_path):
+    from wildactor.pipeline import Reference, WildActorPipeline
+
+    cfg = tiny_config(batch_size=1)
+    result = train(cfg, max_steps=3, output_dir=tmp_path, show_progress=False)
+    lora = result.checkpoint / "reference_lora.safetensors"
+    refs = [
+        Reference(np.full((32, 32, 3), 200, np.uint8), "face"),
+        Reference(np.zeros((32, 32, 3), np.uint8)),
+    ]
+
+    def sample(lora_path):
+        pipe = WildActorPipeline.from_pretrained(tmp_path / "model", lora=lora_path)
+        assert pipe.scheduler.config.flow_shift == cfg.schedule.shift
+        out = pipe(["a person walks"], refs, height=32, width=32, num_frames=5, num_inference_steps=2,
+                   seed=0, output_type="latent")  # fmt: skip
+        return out.frames[0], pipe
+
+    trained, pipe = sample(lora)
+    base, _ = sample(None)
+    assert trained.shape == base.shape == (1, 4, 2, 4, 4)
+    assert not torch.equal(trained, base)  # the trained reference LoRA changes what is sampled
+    a = pipe.transformer.reference_lora_state_dict()
+    b = result.model.reference_lora_state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)

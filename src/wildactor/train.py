@@ -412,8 +412,12 @@ def cast_frozen(module, device, dtype) -> None:
                 setattr(sub, bname, b.to(dtype))
 
 
-def save_inline_model(output_dir: Path, transformer, encoder) -> None:
-    """Write the seeded inline model as a diffusers folder, so a pipeline can load base + LoRA later."""
+def save_inline_model(output_dir: Path, transformer, encoder, schedule: ScheduleConfig) -> None:
+    """Write the seeded inline model as a diffusers folder (with a flow scheduler using the training shift),
+    so `WildActorPipeline.from_pretrained(<output_dir>/model, lora=<checkpoint>/reference_lora.safetensors)`
+    samples what was trained."""
+    from diffusers import UniPCMultistepScheduler
+
     folder = output_dir / "model"
     if (folder / "transformer" / "config.json").is_file():
         return
@@ -423,6 +427,10 @@ def save_inline_model(output_dir: Path, transformer, encoder) -> None:
     encoder.vae.save_pretrained(tmp / "vae")
     encoder.text_encoder.save_pretrained(tmp / "text_encoder")
     encoder.tokenizer.save_pretrained(tmp / "tokenizer")
+    UniPCMultistepScheduler(
+        prediction_type="flow_prediction", use_flow_sigmas=True, flow_shift=schedule.shift,
+        num_train_timesteps=schedule.num_train_timesteps,
+    ).save_pretrained(tmp / "scheduler")  # fmt: skip
     shutil.rmtree(folder, ignore_errors=True)
     os.replace(tmp, folder)
 
@@ -678,7 +686,7 @@ def train(
     set_seed(cfg.seed)
     transformer, encoder, encoder_id = build_models(cfg, out)
     if cfg.model.pretrained is None and accelerator.is_main_process:
-        save_inline_model(out, transformer, encoder)
+        save_inline_model(out, transformer, encoder, cfg.schedule)
     frozen_dtype = getattr(torch, cfg.precision.frozen_dtype)
     for module in (encoder.vae, encoder.text_encoder, transformer):
         cast_frozen(module, device, frozen_dtype)
