@@ -14,7 +14,7 @@ from dataclasses import dataclass, fields, replace
 
 # Attribute vocabularies. Order matters: a probe's class index is the position in its tuple.
 ATTRIBUTES: dict[str, tuple[str, ...]] = {
-    "skin_tone": ("light", "medium", "tan", "dark"),
+    "skin_tone": ("light", "tan", "dark"),
     "hair_colour": ("black", "brown", "blonde", "red", "grey", "blue"),
     "hair_style": ("short", "long", "ponytail"),
     "top_colour": ("red", "blue", "green", "yellow", "white", "black", "purple", "orange"),
@@ -28,10 +28,9 @@ ATTRIBUTE_NAMES: tuple[str, ...] = tuple(ATTRIBUTES)
 
 # Linear RGB-ish albedos in [0, 1], chosen far apart so a small probe separates them under any scene light.
 SKIN_RGB = {
-    "light": (0.96, 0.80, 0.69),
-    "medium": (0.85, 0.64, 0.47),
-    "tan": (0.66, 0.45, 0.30),
-    "dark": (0.36, 0.23, 0.15),
+    "light": (0.97, 0.80, 0.68),
+    "tan": (0.74, 0.51, 0.33),
+    "dark": (0.36, 0.22, 0.14),
 }
 HAIR_RGB = {
     "black": (0.06, 0.05, 0.05),
@@ -67,8 +66,8 @@ SHOE_RGB = {
 }
 # (width scale, height scale) of the body below the head; the head keeps one size, so build and height
 # read as proportions and survive any camera distance.
-BUILD_SCALE = {"slim": 0.80, "average": 1.0, "broad": 1.25}
-HEIGHT_SCALE = {"short": 0.84, "average": 1.0, "tall": 1.16}
+BUILD_SCALE = {"slim": 0.74, "average": 1.0, "broad": 1.36}
+HEIGHT_SCALE = {"short": 0.82, "average": 1.0, "tall": 1.18}
 
 NUM_IDENTITIES: int = 1
 for _vocab in ATTRIBUTES.values():

@@ -207,26 +207,25 @@ def body_primitives(actor: Actor, state: BodyState, owner: int = 0) -> Primitive
         GROUP_HEAD,
     )
     if actor.hair_style == "long":
-        b.add(
-            head_c + hk * np.array([0.0, -0.17, -0.075]),
-            ident,
-            (0.125 * hk, 0.21 * hk, 0.06 * hk),
-            hair,
-        )
+        # A curtain down the back plus two locks beside the face: long hair reads from every side.
+        b.add(head_c + hk * np.array([0.0, -0.17, -0.075]), ident, (0.125 * hk, 0.21 * hk, 0.06 * hk), hair)
+        for side in (-1.0, 1.0):
+            b.add(
+                head_c + hk * np.array([0.088 * side, -0.13, -0.01]),
+                ident,
+                (0.04 * hk, 0.15 * hk, 0.06 * hk),
+                hair,
+            )
     elif actor.hair_style == "ponytail":
+        # A high bun shows above the head from the front; the tail hangs down the back.
         b.add(
-            head_c + hk * np.array([0.0, 0.0, -0.135]),
+            head_c + hk * np.array([0.0, 0.14, -0.1]),
             ident,
-            (0.055 * hk, 0.055 * hk, 0.05 * hk),
+            (0.07 * hk, 0.07 * hk, 0.07 * hk),
             hair,
             GROUP_HEAD,
         )
-        b.add(
-            head_c + hk * np.array([0.0, -0.13, -0.16]),
-            ident,
-            (0.045 * hk, 0.13 * hk, 0.045 * hk),
-            hair,
-        )
+        b.add(head_c + hk * np.array([0.0, -0.02, -0.17]), ident, (0.045 * hk, 0.15 * hk, 0.045 * hk), hair)
 
     # Ground the lower foot (the root's y then only lifts the body, e.g. in a jump).
     drop = (
@@ -243,13 +242,13 @@ def body_primitives(actor: Actor, state: BodyState, owner: int = 0) -> Primitive
         shoulder = np.array([side * (0.17 * ws + 0.03), shoulder_y - 0.03, 0.0])
         elbow = shoulder + upper_len * _limb_dir(ap, ar, side)
         hand = elbow + fore_len * _limb_dir(fp, fr, side)
-        b.segment(shoulder, elbow, 0.06 * ws**0.5, top)  # short sleeve
-        b.segment(elbow, hand, 0.05 * ws**0.5, skin)
+        b.segment(shoulder, elbow, 0.06 * ws**0.8, top)  # short sleeve
+        b.segment(elbow, hand, 0.05 * ws**0.8, skin)
         hip = np.array([side * 0.085 * ws, hip_y, 0.0])
         knee = hip + thigh_len * _limb_dir(th, 0.0, side)
         ankle = knee + shin_len * _limb_dir(sh, 0.0, side)
-        b.segment(hip, knee, 0.08 * ws**0.7, bottom)
-        b.segment(knee, ankle, 0.065 * ws**0.7, bottom)
+        b.segment(hip, knee, 0.08 * ws**0.9, bottom)
+        b.segment(knee, ankle, 0.065 * ws**0.9, bottom)
         fwd = _limb_dir(sh + np.pi / 2, 0.0, side)  # the foot points along the shin rotated forward
         b.add(ankle + 0.06 * fwd - (0, 0.035, 0), _axis_frame(fwd), (0.055, 0.115, 0.05), shoe)
 

@@ -96,7 +96,7 @@ def sample_clip_spec(
     size: tuple[int, int] = (64, 64),
     fps: int = 8,
     elevation_range: tuple[float, float] = (0.0, 15.0),
-    distance_range: tuple[float, float] = (2.85, 3.15),
+    distance_range: tuple[float, float] = (2.95, 3.05),
 ) -> ClipSpec:
     """A random clip of one actor: motion, scene, lighting and camera drawn from `rng` unless given."""
     motion = motion or str(rng.choice(MOTION_KINDS))

@@ -12,7 +12,7 @@ from wildactor.world.clips import ClipSpec, sample_clip_spec
 from wildactor.world.motions import MOTION_KINDS
 from wildactor.world.scenes import SCENE_KINDS
 
-_SKIN = {"light": "light-skinned", "medium": "medium-skinned", "tan": "tan-skinned", "dark": "dark-skinned"}
+_SKIN = {"light": "light-skinned", "tan": "tan-skinned", "dark": "dark-skinned"}
 _BUILD = {"slim": "slim", "average": "", "broad": "broad-shouldered"}
 _HEIGHT = {"short": "short", "average": "", "tall": "tall"}
 _HAIR = {"short": "short {c} hair", "long": "long {c} hair", "ponytail": "a {c} ponytail"}
