@@ -323,3 +323,67 @@ def test_clip_backend_loads_a_local_folder_and_scores_as_documented(tiny_clip_di
         t = scorer._features(scorer.model.get_text_features(**txt))[0]
     expected = float(torch.nn.functional.cosine_similarity(v, t, dim=0))
     assert r.extra["cosine"] == pytest.approx(expected, abs=1e-5)
+
+
+@pytest.fixture(scope="module")
+def tiny_vlm_dir(tmp_path_factory):
+    """A tiny random LLaVA (CLIP vision + Llama text) with a word-level tokenizer and a chat template, saved
+    like a real local VLM folder: exercises the judge's loading, chat template, images and logits path."""
+    import torch
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import (
+        CLIPImageProcessor,
+        LlavaConfig,
+        LlavaForConditionalGeneration,
+        LlavaProcessor,
+        PreTrainedTokenizerFast,
+    )
+
+    d = tmp_path_factory.mktemp("tinyvlm")
+    words = ["<unk>", "<pad>", "<s>", "</s>", "<image>", "USER:", "ASSISTANT:", "Yes", "No", "yes", "no"]
+    words += [chr(c) for c in range(33, 127)]
+    vocab = {w: i for i, w in enumerate(words)}
+    tk = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    tk.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    tok = PreTrainedTokenizerFast(tokenizer_object=tk, unk_token="<unk>", pad_token="<pad>", bos_token="<s>",
+                                  eos_token="</s>", additional_special_tokens=["<image>"])  # fmt: skip
+    template = (
+        "{% for m in messages %}USER: {% for c in m['content'] %}{% if c['type'] == 'image' %}<image> "
+        "{% else %}{{ c['text'] }} {% endif %}{% endfor %}{% endfor %}"
+        "{% if add_generation_prompt %}ASSISTANT:{% endif %}"
+    )
+    ip = CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})
+    LlavaProcessor(image_processor=ip, tokenizer=tok, patch_size=8, vision_feature_select_strategy="default",
+                   chat_template=template, image_token="<image>", num_additional_image_tokens=1).save_pretrained(d)  # fmt: skip
+    cfg = LlavaConfig(
+        vision_config=dict(model_type="clip_vision_model", hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                           num_attention_heads=2, image_size=32, patch_size=8),
+        text_config=dict(model_type="llama", vocab_size=len(words), hidden_size=32, intermediate_size=64,
+                         num_hidden_layers=1, num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=512),
+        image_token_index=vocab["<image>"], vision_feature_select_strategy="default", vision_feature_layer=-1,
+    )  # fmt: skip
+    torch.manual_seed(0)
+    LlavaForConditionalGeneration(cfg).save_pretrained(d)
+    return d
+
+
+def test_vlm_judge_reads_yes_probability_from_a_local_model(tiny_vlm_dir):
+    import torch
+
+    judge = build_vlm_backend(str(tiny_vlm_dir))
+    assert not isinstance(judge, BackendUnavailable), getattr(judge, "reason", "")
+    ref = RefImage(_texture(48, 48), "body")
+    video = np.stack([_texture(48, 48, seed=k) for k in range(3)])
+    r = body_consistency_vlm(video, [ref, ref], judge)  # 2 references + 1 frame per question
+    assert 0.0 <= r.value <= 1.0 and len(r.per_frame) == 3
+    # An answer head that always says "Yes" (or "No") must give P(yes) ~ 1 (or ~ 0).
+    vocab = judge.model.lm_head.out_features
+    for sign, check in ((1.0, lambda p: p > 0.99), (-1.0, lambda p: p < 0.01)):
+        head = torch.nn.Linear(judge.model.lm_head.in_features, vocab, bias=True)
+        with torch.no_grad():
+            head.weight.zero_()
+            head.bias.zero_()
+            head.bias[judge._yes] = 10.0 * sign
+            head.bias[judge._no] = -10.0 * sign
+        judge.model.lm_head = head
+        assert check(judge.yes_probability([ref.image], "Same person? Yes or No"))
