@@ -6,6 +6,7 @@ else) -> models (a diffusers Wan folder, or an inline tiny config) -> optimizer 
 
     wildactor train --config configs/tiny.yaml [--resume] [--max-steps N] [--output-dir DIR]
     accelerate launch --config_file configs/accelerate/ddp.yaml -m wildactor.cli train --config ...
+    torchrun --nproc_per_node 2 -m wildactor.cli train --config ...      (CPU: gloo)
 
 Determinism: the p-th sample of the run, its frame window, its reference draw, its noise and its timestep are
 functions of (seed, p) only, so `--resume` continues bitwise (CPU) and N processes with micro-batch b see the
@@ -212,6 +213,12 @@ class TrainConfig:
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     seed: int = 0
     output_dir: str = "runs/train"
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0:
+            raise ValueError(f"seed must be a non-negative integer, got {self.seed!r}")
+        if not isinstance(self.output_dir, str) or not self.output_dir:
+            raise ValueError(f"output_dir must be a non-empty path, got {self.output_dir!r}")
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
