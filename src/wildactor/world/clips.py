@@ -75,8 +75,19 @@ class Clip:
         }
 
 
-def render_clip(spec: ClipSpec) -> Clip:
-    """Render a clip frame by frame (deterministic: the spec fixes every pixel)."""
+def render_clip(
+    spec: ClipSpec | Actor,
+    motion: Motion | None = None,
+    scene: Scene | None = None,
+    camera: Camera | None = None,
+    num_frames: int = 16,
+    size: int | tuple[int, int] = 64,
+) -> Clip:
+    """Render a clip frame by frame (deterministic: the spec fixes every pixel). Takes a `ClipSpec`, or
+    an actor plus motion / scene / camera / num_frames / size (defaults: idle, studio, default camera)."""
+    if isinstance(spec, Actor):
+        hw = (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
+        spec = ClipSpec(spec, motion or Motion(), scene or Scene(), camera or Camera(), num_frames, hw)
     frames, labels = [], []
     for state in spec.motion.states(spec.num_frames):
         img, lbs = render_scene([(spec.actor, state)], spec.scene, spec.camera, spec.size)
