@@ -246,3 +246,20 @@ def test_a_trained_checkpoint_loads_into_the_pipeline(tmp_path):
     a = pipe.transformer.reference_lora_state_dict()
     b = result.model.reference_lora_state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_full_training_resumes_bitwise_and_checkpoints_are_pipeline_folders(tmp_path):
+    from wildactor.pipeline import WildActorPipeline
+
+    cfg = tiny_config(batch_size=1)
+    cfg = dataclasses.replace(cfg, optimizer=dataclasses.replace(cfg.optimizer, trainable="all"))
+    straight = train(cfg, max_steps=4, output_dir=tmp_path / "straight", show_progress=False)
+    train(cfg, max_steps=2, output_dir=tmp_path / "resumed", show_progress=False)
+    second = train(cfg, resume=True, max_steps=4, output_dir=tmp_path / "resumed", show_progress=False)
+    a, b = straight.model.state_dict(), second.model.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    initial = build_models(cfg, tmp_path / "straight")[0].state_dict()
+    assert not torch.equal(initial["patch_embedding.weight"], a["patch_embedding.weight"])  # the base trains
+    pipe = WildActorPipeline.from_pretrained(straight.checkpoint)  # trained transformer + linked components
+    loaded = pipe.transformer.state_dict()
+    assert all(torch.equal(loaded[k], a[k]) for k in a)

@@ -501,6 +501,9 @@ def evaluation_loss(model, encoder, dataset, cfg: TrainConfig, positions: list[i
 # ============================================================================================== state I/O
 
 
+TRANSFORMER_WEIGHTS = "transformer/diffusion_pytorch_model.safetensors"
+
+
 def _full_options(**kwargs):
     from torch.distributed.checkpoint.state_dict import StateDictOptions
 
@@ -593,8 +596,18 @@ def save_checkpoint(
         lora = {k: v.contiguous() for k, v in full.items() if k.startswith(LORA_PREFIX)}
         save_file(lora, str(tmp / "reference_lora.safetensors"), metadata=model._lora_metadata())
         (tmp / "reference_lora.json").write_text(json.dumps(model._lora_metadata(), indent=2) + "\n")
-    if state["trainable"] == "all":
-        save_file({k: v.contiguous() for k, v in full.items()}, str(tmp / "transformer.safetensors"))
+    if (
+        state["trainable"] == "all"
+    ):  # the checkpoint is a complete pipeline folder: trained transformer + links
+        (tmp / "transformer").mkdir()
+        model.save_config(tmp / "transformer")
+        save_file({k: v.contiguous() for k, v in full.items()}, str(tmp / TRANSFORMER_WEIGHTS))
+        for name in ("vae", "text_encoder", "tokenizer", "scheduler"):
+            if state["base_model"] is None:  # inline model: <run>/model, linked relatively (the run can move)
+                if (output_dir / "model" / name).is_dir():
+                    (tmp / name).symlink_to(Path("..") / ".." / "model" / name)
+            elif (Path(state["base_model"]) / name).is_dir():
+                (tmp / name).symlink_to(Path(state["base_model"]).resolve() / name)
     save_optimizer(snapshot["optimizer"], tmp / "optimizer.safetensors")
     if ema is not None:
         save_file(
@@ -631,7 +644,7 @@ def load_checkpoint(path: Path, model, optimizer, ema, trainable_names) -> dict[
 
     state = json.loads((path / "trainer_state.json").read_text())
     if state["trainable"] == "all":
-        model.load_state_dict(load_file(str(path / "transformer.safetensors")))
+        model.load_state_dict(load_file(str(path / TRANSFORMER_WEIGHTS)))
     else:
         model.load_reference_lora(path / "reference_lora.safetensors")
     load_optimizer(model, optimizer, path / "optimizer.safetensors")
@@ -767,6 +780,7 @@ def train(
         "trainable": oc.trainable,
         "global_batch": global_batch,
         "config": cfg.to_dict(),
+        "base_model": cfg.model.pretrained,
     }
     losses: list[float] = []
     checkpoint = None
