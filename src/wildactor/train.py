@@ -307,7 +307,13 @@ def load_records(cfg: TrainConfig, output_dir: Path, check_files: bool = True) -
 
 
 def build_dataset(
-    cfg: TrainConfig, manifest: Path, records: list, encoder: Any, encoder_id: str, accelerator
+    cfg: TrainConfig,
+    manifest: Path,
+    records: list,
+    encoder: Any,
+    encoder_id: str,
+    accelerator,
+    show_progress: bool = True,
 ):
     """Pixel dataset, or (with ``data.cache_dir``) the latent cache, built once by the main process."""
     from wildactor.data.dataset import ActorClipDataset, CachedLatentDataset, ClipSpec, build_latent_cache
@@ -323,7 +329,7 @@ def build_dataset(
     if accelerator.is_main_process:
         build_latent_cache(
             manifest, records, encoder, d.cache_dir, spec, encoder_id, seed=cfg.seed,
-            shard_size=d.cache_shard_size, show_progress=True,
+            shard_size=d.cache_shard_size, show_progress=show_progress,
         )  # fmt: skip
     accelerator.wait_for_everyone()
     return CachedLatentDataset(records, d.cache_dir, sampler, spec, seed=cfg.seed)
@@ -405,7 +411,9 @@ def cast_frozen(module, device, dtype) -> None:
     """Move to ``device``; store in ``dtype`` except the module's declared fp32 islands (norms, RoPE, ...)."""
     import torch
 
-    module.to(device=device)
+    tensors = list(module.parameters()) + list(module.buffers())
+    if any(t.device != torch.device(device) for t in tensors):
+        module.to(device=device)
     if dtype == torch.float32:
         return
     keep = getattr(module, "_keep_in_fp32_modules", None) or []
@@ -722,7 +730,7 @@ def train(
         p.data = p.data.float()
     trainable_names, trainable = [n for n, _ in named], [p for _, p in named]
 
-    dataset = build_dataset(cfg, manifest, records, encoder, encoder_id, accelerator)
+    dataset = build_dataset(cfg, manifest, records, encoder, encoder_id, accelerator, show_progress)
     if cfg.data.cache_dir is not None:  # training reads cached latents: free the encoders' device memory
         encoder.to(device="cpu")
 

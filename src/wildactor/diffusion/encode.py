@@ -58,8 +58,9 @@ class VAETextEncoder:
     def to(
         self, device: torch.device | str | None = None, dtype: torch.dtype | None = None
     ) -> VAETextEncoder:
-        self.vae.to(device=device, dtype=dtype)
-        self.text_encoder.to(device=device, dtype=dtype)
+        kwargs = {k: v for k, v in (("device", device), ("dtype", dtype)) if v is not None}
+        self.vae.to(**kwargs)
+        self.text_encoder.to(**kwargs)
         return self
 
     @property
