@@ -163,6 +163,9 @@ def test_two_runs_with_one_name_are_refused_and_run_folders_are_not_mixed(tmp_pa
         == 2
     )
     assert "different run" in capsys.readouterr().err
+    assert cli(["bench", "run", "--suite", "template", "--baseline", "pasted", "-o", str(a), "--limit", "1",
+                "--clip", str(tmp_path / "clip")]) == 2  # fmt: skip
+    assert "other metric back-ends" in capsys.readouterr().err
     assert cli(["bench", "report", str(a), str(a)]) == 2
     assert cli(["bench", "run", "--suite", "template", "--baseline", "oracle", "-o", str(tmp_path / "o"), "--limit", "1",
                 "--no-progress"]) == 0  # fmt: skip

@@ -318,6 +318,11 @@ def run_bench(
             raise WildActorError(
                 f"{out} holds a different run ({prev.get('config', {}).get('identity')}); use another output folder"
             )
+        if prev.get("metrics") != asdict(metrics) and any((out / "items").glob("*.json")):
+            raise WildActorError(
+                f"{out} was scored with other metric back-ends ({prev.get('metrics')}); use another output "
+                f"folder, or delete {out / 'items'} to rescore every item with the new ones"
+            )
     items = select_items(suite, subjects, limit)
     if not items:
         raise WildActorError("no items selected from the suite")
