@@ -34,7 +34,7 @@ def tiny_config(**data_overrides) -> TrainConfig:
 
 def test_thirty_steps_lower_the_loss_and_change_only_the_lora(tmp_path):
     cfg = tiny_config()
-    result = train(cfg, max_steps=30, output_dir=tmp_path, show_progress=False)
+    result = train(cfg, max_steps=30, output_dir=tmp_path, show_progress=False, cpu=True)
     assert len(result.losses) == 30
     manifest, records = load_records(cfg, tmp_path)
     base, encoder, encoder_id = build_models(cfg, tmp_path)  # the same seeded weights the run started from
@@ -62,12 +62,14 @@ def test_thirty_steps_lower_the_loss_and_change_only_the_lora(tmp_path):
 
 def test_resume_is_bitwise_identical_to_a_straight_run(tmp_path):
     cfg = tiny_config(batch_size=1)
-    straight = train(cfg, max_steps=20, output_dir=tmp_path / "straight", show_progress=False)
-    first = train(cfg, max_steps=10, output_dir=tmp_path / "resumed", show_progress=False)
+    straight = train(cfg, max_steps=20, output_dir=tmp_path / "straight", show_progress=False, cpu=True)
+    first = train(cfg, max_steps=10, output_dir=tmp_path / "resumed", show_progress=False, cpu=True)
     assert latest_checkpoint(tmp_path / "resumed").name == "step-00000010"
     metrics = tmp_path / "resumed" / "metrics.jsonl"  # as if the run died at step 12, after logging it
     metrics.write_text(metrics.read_text() + '{"step": 11, "loss": 0.0}\n{"step": 12, "loss": 0.0}\n')
-    second = train(cfg, resume=True, max_steps=20, output_dir=tmp_path / "resumed", show_progress=False)
+    second = train(
+        cfg, resume=True, max_steps=20, output_dir=tmp_path / "resumed", show_progress=False, cpu=True
+    )
     assert second.start_step == 10
     assert len(straight.losses) == 20 and len(second.losses) == 10
     assert first.losses + second.losses == straight.losses  # exact floats: same loss trace
@@ -86,7 +88,7 @@ def test_resume_is_bitwise_identical_to_a_straight_run(tmp_path):
 def test_checkpoints_are_complete_and_pruned(tmp_path):
     cfg = tiny_config(batch_size=1)
     cfg = dataclasses.replace(cfg, ema=dataclasses.replace(cfg.ema, decay=0.9))
-    train(cfg, max_steps=30, output_dir=tmp_path, show_progress=False)
+    train(cfg, max_steps=30, output_dir=tmp_path, show_progress=False, cpu=True)
     names = sorted(p.name for p in (tmp_path / "checkpoints").iterdir())
     assert names == ["step-00000020", "step-00000030"]  # keep_last: 2, no temporary folders left
     files = {p.name for p in (tmp_path / "checkpoints" / "step-00000030").iterdir()}
@@ -127,7 +129,7 @@ def test_bad_manifests_stop_before_training(tmp_path, mutate, message, monkeypat
 
     monkeypatch.setattr("wildactor.train.build_models", no_models)
     with pytest.raises(WildActorError, match=message):
-        train(cfg, max_steps=1, output_dir=tmp_path / "run", show_progress=False)
+        train(cfg, max_steps=1, output_dir=tmp_path / "run", show_progress=False, cpu=True)
 
 
 def test_config_errors_are_clear(tmp_path):
@@ -154,7 +156,7 @@ def test_cli_resume_without_checkpoint_exits_2(tmp_path, capsys):
 
 def test_training_from_the_latent_cache_never_reencodes(tmp_path, monkeypatch):
     cfg = tiny_config(batch_size=1, cache_dir=str(tmp_path / "cache"))
-    first = train(cfg, max_steps=2, output_dir=tmp_path / "a", show_progress=False)
+    first = train(cfg, max_steps=2, output_dir=tmp_path / "a", show_progress=False, cpu=True)
     assert len(list((tmp_path / "cache").glob("shard-*.safetensors"))) == 1
 
     def no_encoding(*args, **kwargs):
@@ -162,7 +164,7 @@ def test_training_from_the_latent_cache_never_reencodes(tmp_path, monkeypatch):
 
     for name in ("encode_video", "encode_references", "encode_text"):
         monkeypatch.setattr(f"wildactor.diffusion.encode.VAETextEncoder.{name}", no_encoding)
-    second = train(cfg, max_steps=2, output_dir=tmp_path / "a2", show_progress=False)
+    second = train(cfg, max_steps=2, output_dir=tmp_path / "a2", show_progress=False, cpu=True)
     assert second.losses == first.losses  # same cached latents, same draws, same noise
 
 
@@ -201,7 +203,7 @@ def test_bf16_with_checkpointing_accumulation_and_ema_keeps_trainable_weights_fp
         schedule=dataclasses.replace(cfg.schedule, gradient_accumulation_steps=2),
         ema=dataclasses.replace(cfg.ema, decay=0.9),
     )
-    result = train(cfg, max_steps=2, output_dir=tmp_path, show_progress=False)
+    result = train(cfg, max_steps=2, output_dir=tmp_path, show_progress=False, cpu=True)
     assert all(torch.isfinite(torch.tensor(result.losses)))
     model = result.model
     assert model.patch_embedding.weight.dtype == torch.bfloat16  # frozen base stored in bf16
@@ -216,16 +218,16 @@ def test_bf16_with_checkpointing_accumulation_and_ema_keeps_trainable_weights_fp
 
 def test_a_fresh_run_refuses_an_output_dir_with_checkpoints(tmp_path):
     cfg = tiny_config(batch_size=1)
-    train(cfg, max_steps=1, output_dir=tmp_path, show_progress=False)
+    train(cfg, max_steps=1, output_dir=tmp_path, show_progress=False, cpu=True)
     with pytest.raises(WildActorError, match="already holds checkpoints"):
-        train(cfg, max_steps=2, output_dir=tmp_path, show_progress=False)
+        train(cfg, max_steps=2, output_dir=tmp_path, show_progress=False, cpu=True)
 
 
 def test_a_trained_checkpoint_loads_into_the_pipeline(tmp_path):
     from wildactor.pipeline import Reference, WildActorPipeline
 
     cfg = tiny_config(batch_size=1)
-    result = train(cfg, max_steps=3, output_dir=tmp_path, show_progress=False)
+    result = train(cfg, max_steps=3, output_dir=tmp_path, show_progress=False, cpu=True)
     lora = result.checkpoint / "reference_lora.safetensors"
     refs = [
         Reference(np.full((32, 32, 3), 200, np.uint8), "face"),
@@ -253,9 +255,11 @@ def test_full_training_resumes_bitwise_and_checkpoints_are_pipeline_folders(tmp_
 
     cfg = tiny_config(batch_size=1)
     cfg = dataclasses.replace(cfg, optimizer=dataclasses.replace(cfg.optimizer, trainable="all"))
-    straight = train(cfg, max_steps=4, output_dir=tmp_path / "straight", show_progress=False)
-    train(cfg, max_steps=2, output_dir=tmp_path / "resumed", show_progress=False)
-    second = train(cfg, resume=True, max_steps=4, output_dir=tmp_path / "resumed", show_progress=False)
+    straight = train(cfg, max_steps=4, output_dir=tmp_path / "straight", show_progress=False, cpu=True)
+    train(cfg, max_steps=2, output_dir=tmp_path / "resumed", show_progress=False, cpu=True)
+    second = train(
+        cfg, resume=True, max_steps=4, output_dir=tmp_path / "resumed", show_progress=False, cpu=True
+    )
     a, b = straight.model.state_dict(), second.model.state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
     initial = build_models(cfg, tmp_path / "straight")[0].state_dict()

@@ -35,7 +35,7 @@ def test_two_processes_equal_one_process_with_the_same_global_batch(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cmd = [
         sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(_free_port()),
-        "-m", "wildactor.cli", "train", "--config", str(config), "--output-dir", str(tmp_path / "two"), "--no-progress",
+        "-m", "wildactor.cli", "train", "--config", str(config), "--output-dir", str(tmp_path / "two"), "--no-progress", "--cpu",
     ]  # fmt: skip
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -47,7 +47,7 @@ def test_two_processes_equal_one_process_with_the_same_global_batch(tmp_path):
         schedule=dataclasses.replace(cfg.schedule, max_steps=3),
         logging=LoggingConfig(tensorboard=False),
     )
-    one = train(cfg, output_dir=tmp_path / "one", show_progress=False)
+    one = train(cfg, output_dir=tmp_path / "one", show_progress=False, cpu=True)
 
     two_losses = [
         json.loads(line)["loss"] for line in (tmp_path / "two" / "metrics.jsonl").read_text().splitlines()

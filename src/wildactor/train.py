@@ -678,8 +678,11 @@ def train(
     max_steps: int | None = None,
     output_dir: str | os.PathLike[str] | None = None,
     show_progress: bool = True,
+    cpu: bool = False,
 ) -> TrainResult:
-    """Run (or continue) training up to ``max_steps`` optimizer steps; returns the loss trace of this call."""
+    """Run (or continue) training up to ``max_steps`` optimizer steps; returns the loss trace of this call.
+
+    Runs on CUDA when available unless ``cpu`` (bitwise reproducibility is a CPU property)."""
     import torch
     from accelerate import Accelerator
     from accelerate.utils import DistributedDataParallelKwargs, DistributedType, set_seed
@@ -689,7 +692,7 @@ def train(
     max_steps = max_steps or cfg.schedule.max_steps
     sc, oc = cfg.schedule, cfg.optimizer
     accelerator = Accelerator(
-        cpu=not torch.cuda.is_available(),
+        cpu=cpu or not torch.cuda.is_available(),
         mixed_precision=cfg.precision.mixed_precision,
         log_with="tensorboard" if cfg.logging.tensorboard else None,
         project_dir=str(out),
@@ -858,6 +861,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-steps", type=int, default=None, help="override schedule.max_steps")
     parser.add_argument("--output-dir", default=None, help="override output_dir")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--cpu", action="store_true", help="run on the CPU even where CUDA is available")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -865,7 +869,7 @@ def main(args: argparse.Namespace) -> int:
     if args.max_steps is not None and args.max_steps < 1:
         raise WildActorError("--max-steps must be >= 1")
     result = train(cfg, resume=args.resume, max_steps=args.max_steps, output_dir=args.output_dir,
-                   show_progress=not args.no_progress)  # fmt: skip
+                   show_progress=not args.no_progress, cpu=args.cpu)  # fmt: skip
     if int(os.environ.get("RANK", "0")) != 0:  # one summary per launch, from the main process
         return 0
     if result.losses:
