@@ -177,3 +177,31 @@ def test_every_bad_input_gives_one_line_error_and_exit_code_2(model_dir, ref_fil
         assert stderr.startswith("error: ") and stderr.count("\n") == 1, (name, stderr)
         assert message in stderr, (name, stderr)
     assert not (tmp_path / "out" / "shot_01.mp4").exists()
+
+
+def test_a_shipped_default_model_folder_is_loaded_with_its_example_actor_and_settings(
+    model_dir, ref_files, tmp_path, capsys, monkeypatch
+):
+    import wildactor.default_model
+
+    shipped = tmp_path / "default_model"
+    shutil.copytree(model_dir, shipped)
+    (shipped / "example_actor").mkdir()
+    shutil.copy(ref_files / "face.png", shipped / "example_actor" / "face.png")
+    refs = {"references": [{"path": "face.png", "region": "face"}]}
+    (shipped / "example_actor" / "references.json").write_text(json.dumps(refs))
+    defaults = {"steps": 2, "size": [64, 32], "frames": 5, "fps": 6, "guidance_scale": 3.0}
+    (shipped / "generate_defaults.json").write_text(json.dumps(defaults))
+    monkeypatch.setattr(wildactor.default_model, "DEFAULT_MODEL_DIR", shipped)
+    out = tmp_path / "out"
+    code, stdout, _ = run(["-o", str(out), "--prompt", "a walk"], capsys)
+    assert code == 0 and "tiny random" not in stdout
+    gen = json.loads((out / "settings.json").read_text())["generation"]
+    assert gen["model"]["random_weights"] is False and str(shipped) in gen["model"]["description"]
+    assert gen["references"] == [
+        {"path": str((shipped / "example_actor" / "face.png").resolve()), "region": "face"}
+    ]
+    assert (gen["width"], gen["height"], gen["frames"], gen["steps"], gen["fps"], gen["guidance_scale"]) == (
+        64, 32, 5, 2, 6, 3.0,
+    )  # fmt: skip
+    assert read_mp4(out / "shot_01.mp4").shape == (5, 32, 64, 3)

@@ -109,10 +109,11 @@ class DefaultModel:
     defaults: dict[str, Any] = field(default_factory=dict)
 
 
-def load_default_model(model_dir: Path = DEFAULT_MODEL_DIR) -> DefaultModel:
-    """The shipped model if ``model_dir`` exists, else the clearly labelled tiny random model."""
+def load_default_model(model_dir: Path | None = None) -> DefaultModel:
+    """The shipped model if ``model_dir`` (default `DEFAULT_MODEL_DIR`) exists, else the labelled tiny random one."""
     from wildactor.pipeline import Reference, WildActorPipeline
 
+    model_dir = DEFAULT_MODEL_DIR if model_dir is None else Path(model_dir)
     if model_dir.is_dir():
         pipe = WildActorPipeline.from_pretrained(model_dir)
         defaults = dict(TINY_DEFAULTS)

@@ -125,7 +125,7 @@ class WildActorPipeline(DiffusionPipeline):
 
     # ------------------------------------------------------------------ encoding
 
-    def _encoder(self, max_sequence_length: int) -> VAETextEncoder:
+    def _encoder(self, max_sequence_length: int = 512) -> VAETextEncoder:
         # The trainer's encoder: same text embedding and latent normalisation at train and sample time.
         return VAETextEncoder(
             self.vae, self.text_encoder, self.tokenizer, max_text_length=max_sequence_length
@@ -139,14 +139,12 @@ class WildActorPipeline(DiffusionPipeline):
         return images, [ref.reference_type for ref in references]
 
     @torch.no_grad()
-    def encode_reference_images(
-        self, images: Sequence[Image.Image], max_sequence_length: int = 512
-    ) -> torch.Tensor:
+    def encode_reference_images(self, images: Sequence[Image.Image]) -> torch.Tensor:
         """R images of the video size -> (1, C, R, h, w) normalised latents, one latent frame per image."""
         pixels = torch.stack([torch.from_numpy(np.asarray(im).copy()) for im in images])  # (R, H, W, 3)
         pixels = pixels.permute(3, 0, 1, 2).unsqueeze(0).float() / 127.5 - 1.0  # (1, 3, R, H, W)
         vae_device = _module_device(self.vae, self._execution_device)
-        return self._encoder(max_sequence_length).encode_references(pixels.to(vae_device))
+        return self._encoder().encode_references(pixels.to(vae_device))
 
     @torch.no_grad()
     def encode_prompts(self, prompts: Sequence[str], max_sequence_length: int = 512) -> torch.Tensor:
@@ -241,7 +239,7 @@ class WildActorPipeline(DiffusionPipeline):
         with_refs: dict[str, Any] = {}
         if references:
             reference_images, reference_types = self.prepare_references(references, height, width)
-            ref_latents = self.encode_reference_images(reference_images, max_sequence_length)
+            ref_latents = self.encode_reference_images(reference_images)
             ref_latents = ref_latents.to(device, self.transformer.dtype)
             latent_shape = self._latent_shape(height, width, num_frames)
             if use_reference_cache:
