@@ -108,6 +108,10 @@ def _write_manifest(folder: Path, mutate) -> Path:
     return manifest
 
 
+def _no_models(*args, **kwargs):
+    raise AssertionError("models were built although the data is unusable")
+
+
 @pytest.mark.parametrize(
     "mutate, message",
     [
@@ -124,10 +128,7 @@ def test_bad_manifests_stop_before_training(tmp_path, mutate, message, monkeypat
     manifest = _write_manifest(tmp_path / "data", mutate)
     cfg = tiny_config(manifest=str(manifest), toy_clips=0)
 
-    def no_models(*args, **kwargs):
-        raise AssertionError("models were built for a bad manifest")
-
-    monkeypatch.setattr("wildactor.train.build_models", no_models)
+    monkeypatch.setattr("wildactor.train.build_models", _no_models)
     with pytest.raises(WildActorError, match=message):
         train(cfg, max_steps=1, output_dir=tmp_path / "run", show_progress=False, cpu=True)
 
@@ -267,3 +268,19 @@ def test_full_training_resumes_bitwise_and_checkpoints_are_pipeline_folders(tmp_
     pipe = WildActorPipeline.from_pretrained(straight.checkpoint)  # trained transformer + linked components
     loaded = pipe.transformer.state_dict()
     assert all(torch.equal(loaded[k], a[k]) for k in a)
+
+
+def test_a_sampler_without_usable_references_stops_before_training(tmp_path, monkeypatch):
+    def view_aug_only(rows):
+        for row in rows:
+            for ref in row["refs"]:
+                ref["metadata"]["source"] = "view_aug"
+
+    manifest = _write_manifest(tmp_path / "data", view_aug_only)
+    cfg = tiny_config(manifest=str(manifest), toy_clips=0)
+    cfg = dataclasses.replace(cfg, sampler=dataclasses.replace(cfg.sampler, kind="self_crop_only"))
+    monkeypatch.setattr("wildactor.train.build_models", _no_models)
+    with pytest.raises(
+        WildActorError, match=r"'self_crop_only' finds no usable reference in record\(s\) \[0, 1\]"
+    ):
+        train(cfg, max_steps=1, output_dir=tmp_path / "run", show_progress=False, cpu=True)

@@ -306,6 +306,21 @@ def load_records(cfg: TrainConfig, output_dir: Path, check_files: bool = True) -
     return manifest, load_manifest(manifest, check_files=check_files and cfg.data.check_files)
 
 
+def check_sampler_coverage(cfg: TrainConfig, records: list) -> None:
+    """Every record must offer the sampler at least one reference (e.g. ``self_crop_only`` needs self-crops):
+    stop before the models load, not in the middle of a run."""
+    from wildactor.data.sampler import build_sampler
+
+    s = cfg.sampler
+    sampler = build_sampler(s.kind, s.delta_deg, s.gamma, s.num_face, s.num_body)
+    empty = [i for i, r in enumerate(records) if not any(sampler.candidates(r.refs))]
+    if empty:
+        raise WildActorError(
+            f"sampler {s.kind!r} finds no usable reference in record(s) {empty[:5]}"
+            + (f" and {len(empty) - 5} more" if len(empty) > 5 else "")
+        )
+
+
 def build_dataset(
     cfg: TrainConfig,
     manifest: Path,
@@ -712,6 +727,7 @@ def train(
     accelerator.wait_for_everyone()
     if not accelerator.is_main_process:
         manifest, records = load_records(cfg, out, check_files=False)
+    check_sampler_coverage(cfg, records)
 
     # 2. models: frozen parts in frozen_dtype, trainable weights in fp32
     set_seed(cfg.seed)
