@@ -31,8 +31,8 @@ from wildactor.world.probes import (
 from wildactor.world.renderer import render_scene
 from wildactor.world.scenes import SCENE_KINDS, sample_scene
 
-TRAIN_ACTORS = (0, 300_000)
-HELDOUT_ACTORS = (400_000, NUM_IDENTITIES)
+TRAIN_ACTORS = (0, 250_000)
+HELDOUT_ACTORS = (300_000, NUM_IDENTITIES)
 GRAPHIC_TRAIN_MAX_YAW = 100.0  # beyond this the print is hidden: no loss on it
 GRAPHIC_EVAL_MAX_YAW = 45.0  # accuracy of the print is measured on front-view frames
 CORRUPTIONS = ("blur", "noise", "colour_jitter")
