@@ -37,6 +37,15 @@ def test_grey_and_16_bit_images_are_converted_not_refused(tmp_path):
     np.testing.assert_array_equal(rgb[..., 0], [[0, 100], [255, 255]])
 
 
+def test_16_bit_colour_images_are_reduced_to_8_bit(tmp_path):
+    import cv2
+
+    bgr = np.zeros((4, 6, 3), dtype=np.uint16)
+    bgr[..., 2], bgr[..., 1] = 65535, 257 * 100  # red full, green 100 (cv2 writes BGR)
+    cv2.imwrite(str(tmp_path / "c16.png"), bgr)
+    assert tuple(np.asarray(load_image(tmp_path / "c16.png"))[0, 0]) == (255, 100, 0)
+
+
 def test_float_images_missing_and_unreadable_files_are_one_line_errors(tmp_path):
     Image.fromarray(np.zeros((2, 2), dtype=np.float32), "F").save(tmp_path / "f.tiff")
     (tmp_path / "t.png").write_text("hello")

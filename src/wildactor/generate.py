@@ -172,7 +172,7 @@ def main(args: argparse.Namespace) -> int:
         print(f"resuming: {len(prompts) - len(todo)} of {len(prompts)} shots already in {out_dir}")
     runtime = {
         "device": str(device),
-        "dtype": str(dtype).replace("torch.", ""),
+        "transformer_dtype": str(pipe.transformer.dtype).replace("torch.", ""),
         "wildactor_version": _version(),
     }
     _write_json(out_dir / SETTINGS_FILE, {"status": "running", "generation": generation, "runtime": runtime})
