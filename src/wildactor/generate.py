@@ -133,7 +133,7 @@ def main(args: argparse.Namespace) -> int:
     device = _pick_device(args.device, torch)
     dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
     if default is None:
-        pipe = WildActorPipeline.from_pretrained(args.model, lora=args.lora, torch_dtype=dtype)
+        pipe = WildActorPipeline.from_pretrained(args.model, lora=args.lora, torch_dtype=dtype, device=device)
         model_info = {"path": str(Path(args.model).resolve()), "description": "local model folder"}
         model_info["random_weights"] = False
     else:

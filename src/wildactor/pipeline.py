@@ -307,10 +307,12 @@ class WildActorPipeline(DiffusionPipeline):
         lora: str | os.PathLike[str] | None = None,
         torch_dtype: torch.dtype | None = None,
         transformer_kwargs: dict[str, Any] | None = None,
+        device: str | torch.device | None = None,
         **kwargs: Any,
     ) -> WildActorPipeline:
         """Load a local diffusers folder: Wan2.2-TI2V-5B (base weights; LoRA starts at zero) or a folder
         written by `save_pretrained`. ``lora``: a reference LoRA file from training. The VAE stays float32.
+        ``device``: where the modules go (default: CPU).
 
         Nothing is downloaded: a missing folder or component is a one-line `WildActorError`.
         """
@@ -334,6 +336,8 @@ class WildActorPipeline(DiffusionPipeline):
             transformer.load_reference_lora(lora)
         for module in (text_encoder, vae, transformer):
             module.eval().requires_grad_(False)
+            if device is not None:
+                module.to(device)
             _own_cpu_storage(module)
         return cls(
             tokenizer=tokenizer,
