@@ -214,6 +214,8 @@ def test_bf16_with_checkpointing_accumulation_and_ema_keeps_trainable_weights_fp
     lora = model.reference_lora_state_dict()
     assert set(ema) == set(lora)  # one EMA tensor per trainable weight
     assert all(ema[k].dtype == torch.float32 for k in ema)
+    model.load_reference_lora(result.checkpoint / "ema.safetensors")  # the EMA file is a reference LoRA
+    assert all(torch.equal(p.detach(), ema[k]) for k, p in model.reference_lora_state_dict().items())
     assert json.loads((result.checkpoint / "trainer_state.json").read_text())["global_batch"] == 2
 
 

@@ -636,6 +636,8 @@ def save_checkpoint(
         save_file(
             {n: e.detach().cpu().contiguous() for n, e in zip(trainable_names, ema)},
             str(tmp / "ema.safetensors"),
+            # LoRA-only runs: the EMA file is itself a reference LoRA (`load_reference_lora` reads it).
+            metadata=model._lora_metadata() if state["trainable"] == "lora" else None,
         )
     rng = {"torch_cpu": torch.get_rng_state()}
     if torch.cuda.is_available():
@@ -853,7 +855,11 @@ def train(
                     + "\n"
                 )
         if cfg.logging.tensorboard and (done % cfg.logging.every_steps == 0 or done == max_steps):
-            accelerator.log({"train/loss": mean_loss, "train/lr": lr}, step=done)
+            step_s = time.perf_counter() - t0
+            accelerator.log(
+                {"train/loss": mean_loss, "train/lr": lr, "train/samples_per_s": global_batch / step_s},
+                step=done,
+            )
         if done % cfg.checkpointing.every_steps == 0 or done == max_steps:
             snapshot = snapshot_training_state(model, optimizer, fsdp, oc.trainable)  # collective under FSDP
             if accelerator.is_main_process:
