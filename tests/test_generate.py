@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from wildactor.cli import main as cli_main
-from wildactor.default_model import TINY_RANDOM_LABEL, build_tiny_pipeline
+from wildactor.default_model import EXAMPLE_PROMPTS, TINY_RANDOM_LABEL, build_tiny_pipeline
 from wildactor.media import read_mp4
 
 FAST = ["--steps", "2", "--size", "96x64", "--frames", "5", "--fps", "8"]
@@ -86,11 +86,11 @@ def test_generate_writes_decodable_mp4s_sheet_and_settings(model_dir, ref_files,
     assert "wrote" in stdout
 
 
-def test_no_model_uses_the_labelled_tiny_default_and_its_example_actor(tmp_path, capsys):
+def test_bare_command_uses_the_labelled_tiny_default_its_example_actor_and_narrative(tmp_path, capsys):
     out = tmp_path / "out"
-    code, stdout, _ = run(["-o", str(out), "--prompt", "a walk", *FAST], capsys)
+    code, stdout, _ = run(["-o", str(out), *FAST], capsys)
     assert code == 0
-    assert TINY_RANDOM_LABEL in stdout and "example actor" in stdout
+    assert TINY_RANDOM_LABEL in stdout and "example actor" in stdout and "example narrative" in stdout
     settings = json.loads((out / "settings.json").read_text())
     assert settings["generation"]["model"] == {
         "path": None,
@@ -98,7 +98,9 @@ def test_no_model_uses_the_labelled_tiny_default_and_its_example_actor(tmp_path,
         "random_weights": True,
     }
     assert len(settings["generation"]["references"]) == 2
-    assert read_mp4(out / "shot_01.mp4").shape == (5, 64, 96, 3)
+    assert settings["generation"]["prompts"] == list(EXAMPLE_PROMPTS)
+    for i in range(len(EXAMPLE_PROMPTS)):
+        assert read_mp4(out / f"shot_{i + 1:02d}.mp4").shape == (5, 64, 96, 3)
 
 
 def test_rerun_with_same_settings_regenerates_only_missing_shots(

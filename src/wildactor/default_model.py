@@ -3,7 +3,8 @@
 If ``src/wildactor/assets/default_model/`` exists it is loaded as a folder written by
 `WildActorPipeline.save_pretrained` (the small ActorWorld-trained model shipped with the package). Its example
 actor lives in ``default_model/example_actor/references.json`` (``{"references": [{"path": "face.png",
-"region": "face"}, ...]}``, paths relative to that file) and its preferred settings, if any, in
+"region": "face"}, ...], "prompts": ["...", ...]}``, paths relative to that file; the prompts, a short
+narrative, are used when the user gives none) and its preferred settings, if any, in
 ``default_model/generate_defaults.json`` (keys: steps, size, frames, fps, guidance_scale).
 
 Until that folder ships, the default is a TINY RANDOM model: untrained weights, useful only to exercise the
@@ -58,6 +59,12 @@ TINY_VAE_CONFIG: dict[str, Any] = dict(
 TINY_TEXT_ENCODER_CONFIG: dict[str, Any] = dict(
     vocab_size=384, d_model=16, d_kv=8, d_ff=32, num_layers=2, num_heads=2, relative_attention_num_buckets=8
 )
+# A three-shot narrative for the example actor, used when the user gives no prompt to the default model.
+EXAMPLE_PROMPTS: tuple[str, ...] = (
+    "the actor walks into a sunlit kitchen, camera following from the side",
+    "the actor sits down at the table and turns towards the window",
+    "close-up: the actor smiles and looks back at the camera",
+)
 # Settings that make the tiny model quick on a CPU.
 TINY_DEFAULTS: dict[str, Any] = dict(steps=4, size=(64, 64), frames=9, fps=8, guidance_scale=5.0)
 
@@ -106,6 +113,7 @@ class DefaultModel:
     description: str
     is_random: bool
     example_references: list[Any]
+    example_prompts: list[str]
     defaults: dict[str, Any] = field(default_factory=dict)
 
 
@@ -121,15 +129,23 @@ def load_default_model(model_dir: Path | None = None) -> DefaultModel:
         if defaults_file.is_file():
             defaults.update(json.loads(defaults_file.read_text()))
             defaults["size"] = tuple(defaults["size"])
+        refs, prompts = synthetic_example_actor(), list(EXAMPLE_PROMPTS)
         refs_file = model_dir / "example_actor" / "references.json"
         if refs_file.is_file():
-            entries = json.loads(refs_file.read_text())["references"]
-            refs = [Reference(refs_file.parent / e["path"], e.get("region", "body")) for e in entries]
-        else:
-            refs = synthetic_example_actor()
-        return DefaultModel(pipe, f"embedded default model ({model_dir})", False, refs, defaults)
+            example = json.loads(refs_file.read_text())
+            refs = [
+                Reference(refs_file.parent / e["path"], e.get("region", "body"))
+                for e in example["references"]
+            ]
+            prompts = list(example.get("prompts", prompts))
+        return DefaultModel(pipe, f"embedded default model ({model_dir})", False, refs, prompts, defaults)
     return DefaultModel(
-        build_tiny_pipeline(0), TINY_RANDOM_LABEL, True, synthetic_example_actor(), dict(TINY_DEFAULTS)
+        build_tiny_pipeline(0),
+        TINY_RANDOM_LABEL,
+        True,
+        synthetic_example_actor(),
+        list(EXAMPLE_PROMPTS),
+        dict(TINY_DEFAULTS),
     )
 
 

@@ -33,7 +33,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="reference image of the actor; REGION is face, body (default) or three_view; repeat for more",
     )
     parser.add_argument(
-        "--prompt", action="append", default=[], metavar="TEXT", help="one shot per prompt, in story order"
+        "--prompt",
+        action="append",
+        default=[],
+        metavar="TEXT",
+        help="one shot per prompt, in story order (required with --model; the default model has examples)",
     )
     parser.add_argument("-o", "--output", required=True, metavar="OUT_DIR", help="folder for videos + sheet")
     parser.add_argument(
@@ -87,7 +91,7 @@ def main(args: argparse.Namespace) -> int:
     started = time.time()
     # 1. Everything that can be checked without a model.
     prompts = list(args.prompt)
-    if not prompts:
+    if not prompts and args.model is not None:
         raise WildActorError("no prompt given: pass --prompt TEXT at least once")
     for i, prompt in enumerate(prompts):
         if not prompt.strip():
@@ -118,6 +122,9 @@ def main(args: argparse.Namespace) -> int:
         if not references:
             references = list(default.example_references)
             print(f"references: the default model's example actor ({len(references)} images)")
+        if not prompts:
+            prompts = list(default.example_prompts)
+            print(f"prompts: the default model's example narrative ({len(prompts)} shots)")
     width, height = parse_size(args.size) if args.size else tuple(defaults["size"])
     num_frames = args.frames if args.frames is not None else int(defaults["frames"])
     steps = args.steps if args.steps is not None else int(defaults["steps"])
