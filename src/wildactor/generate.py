@@ -78,6 +78,7 @@ def parse_size(text: str) -> tuple[int, int]:
 def main(args: argparse.Namespace) -> int:
     import numpy as np
     import torch
+    from tqdm.auto import tqdm
 
     from wildactor.media import contact_sheet, load_image, read_mp4, write_mp4
     from wildactor.pipeline import (
@@ -188,7 +189,9 @@ def main(args: argparse.Namespace) -> int:
     def save_shot(index: int, frames: Any) -> None:
         shot = todo[index]
         write_mp4(videos[shot], frames, fps=fps)
-        print(f"wrote {videos[shot]} ({frames.shape[0]} frames, {width}x{height})")
+        tqdm.write(
+            f"wrote {videos[shot]} ({frames.shape[0]} frames, {width}x{height})"
+        )  # keeps the bar intact
 
     shots: dict[int, Any] = {}
     reference_images = None
