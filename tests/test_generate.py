@@ -81,7 +81,7 @@ def test_generate_writes_decodable_mp4s_sheet_and_settings(model_dir, ref_files,
         2,
         [0, 1],
     )
-    assert gen["model"]["random_weights"] is False
+    assert gen["model"]["random_weights"] is False and gen["max_sequence_length"] == 512
     assert settings["outputs"]["videos"] == ["shot_01.mp4", "shot_02.mp4"]
     assert "wrote" in stdout
 

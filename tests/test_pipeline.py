@@ -208,3 +208,16 @@ def test_missing_model_folder_and_non_flow_scheduler_are_refused(pipe, tmp_path)
     config_path.write_text(json.dumps(config))
     with pytest.raises(WildActorError, match="not a flow scheduler"):
         WildActorPipeline.from_pretrained(tmp_path / "m")
+
+
+def test_text_length_is_part_of_the_saved_pipeline(tmp_path):
+    short = build_tiny_pipeline(0, max_sequence_length=24)
+    assert short.encode_prompts(["a man runs"]).shape == (1, 24, 16)
+    short.save_pretrained(tmp_path / "m")
+    reloaded = WildActorPipeline.from_pretrained(tmp_path / "m")
+    assert reloaded.config.max_sequence_length == 24
+    assert reloaded.encode_prompts(["a man runs"]).shape == (1, 24, 16)
+    assert (
+        WildActorPipeline.from_pretrained(tmp_path / "m", max_sequence_length=40).config.max_sequence_length
+        == 40
+    )

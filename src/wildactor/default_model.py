@@ -69,7 +69,9 @@ EXAMPLE_PROMPTS: tuple[str, ...] = (
 TINY_DEFAULTS: dict[str, Any] = dict(steps=4, size=(64, 64), frames=9, fps=8, guidance_scale=5.0)
 
 
-def build_tiny_pipeline(seed: int = 0, scheduler: str = "unipc", **transformer_overrides: Any):
+def build_tiny_pipeline(
+    seed: int = 0, scheduler: str = "unipc", max_sequence_length: int = 512, **transformer_overrides: Any
+):
     """A WildActorPipeline of tiny random components (CPU, float32, eval mode), deterministic in ``seed``."""
     import torch
     from diffusers import AutoencoderKLWan, FlowMatchEulerDiscreteScheduler, UniPCMultistepScheduler
@@ -102,6 +104,7 @@ def build_tiny_pipeline(seed: int = 0, scheduler: str = "unipc", **transformer_o
         vae=vae,
         transformer=transformer,
         scheduler=sched,
+        max_sequence_length=max_sequence_length,
     )
 
 

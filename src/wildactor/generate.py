@@ -54,6 +54,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--reference-guidance-scale", type=float, help="optional extra guidance towards the references"
     )
     parser.add_argument("--negative-prompt", default="", help="negative prompt (default empty)")
+    parser.add_argument(
+        "--max-sequence-length", type=int, help="text length (default: the model's, 512 for Wan)"
+    )
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="default: auto")
 
 
@@ -135,6 +138,8 @@ def main(args: argparse.Namespace) -> int:
         raise WildActorError(f"--steps must be >= 1, got {steps}")
     if fps < 1:
         raise WildActorError(f"--fps must be >= 1, got {fps}")
+    if args.max_sequence_length is not None and args.max_sequence_length < 1:
+        raise WildActorError(f"--max-sequence-length must be >= 1, got {args.max_sequence_length}")
     check_generation_inputs(prompts, height, width, num_frames, size_multiple, temporal)
 
     # 3. The model.
@@ -150,6 +155,7 @@ def main(args: argparse.Namespace) -> int:
             pipe.transformer.load_reference_lora(args.lora)
         model_info = {"path": None, "description": default.description, "random_weights": default.is_random}
     pipe.to(device)
+    text_length = args.max_sequence_length or int(pipe.config.max_sequence_length)
     pipe.set_progress_bar_config(desc="denoising", unit="step", leave=True)
 
     # 4. Settings, and which shots are already done (same settings = resume).
@@ -170,6 +176,7 @@ def main(args: argparse.Namespace) -> int:
         "fps": fps,
         "guidance_scale": guidance,
         "reference_guidance_scale": args.reference_guidance_scale,
+        "max_sequence_length": text_length,
         "scheduler": {"class": type(pipe.scheduler).__name__, **_scheduler_shift(pipe.scheduler)},
     }
     videos = [out_dir / f"shot_{i + 1:02d}.mp4" for i in range(len(prompts))]
@@ -207,6 +214,7 @@ def main(args: argparse.Namespace) -> int:
             reference_guidance_scale=args.reference_guidance_scale,
             negative_prompt=args.negative_prompt,
             seed=[args.seed + i for i in todo],
+            max_sequence_length=text_length,
             on_shot_end=save_shot,
         )
         shots.update(zip(todo, result.frames))

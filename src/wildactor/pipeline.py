@@ -90,9 +90,19 @@ class WildActorPipeline(DiffusionPipeline):
     model_cpu_offload_seq = "text_encoder->transformer->vae"
 
     def __init__(
-        self, tokenizer, text_encoder, vae, transformer: WildActorTransformer3DModel, scheduler
+        self,
+        tokenizer,
+        text_encoder,
+        vae,
+        transformer: WildActorTransformer3DModel,
+        scheduler,
+        max_sequence_length: int = 512,
     ) -> None:
+        """max_sequence_length: the text length the transformer was trained with (padding is part of the
+        condition: Wan embeds every position); saved in model_index.json."""
         super().__init__()
+        if max_sequence_length < 1:
+            raise ValueError(f"max_sequence_length must be >= 1, got {max_sequence_length}")
         self.register_modules(
             tokenizer=tokenizer,
             text_encoder=text_encoder,
@@ -100,6 +110,7 @@ class WildActorPipeline(DiffusionPipeline):
             transformer=transformer,
             scheduler=scheduler,
         )
+        self.register_to_config(max_sequence_length=int(max_sequence_length))
 
     # ------------------------------------------------------------------ geometry
 
@@ -125,10 +136,13 @@ class WildActorPipeline(DiffusionPipeline):
 
     # ------------------------------------------------------------------ encoding
 
-    def _encoder(self, max_sequence_length: int = 512) -> VAETextEncoder:
+    def _encoder(self, max_sequence_length: int | None = None) -> VAETextEncoder:
         # The trainer's encoder: same text embedding and latent normalisation at train and sample time.
         return VAETextEncoder(
-            self.vae, self.text_encoder, self.tokenizer, max_text_length=max_sequence_length
+            self.vae,
+            self.text_encoder,
+            self.tokenizer,
+            max_text_length=max_sequence_length or self.config.max_sequence_length,
         )
 
     def prepare_references(
@@ -147,7 +161,7 @@ class WildActorPipeline(DiffusionPipeline):
         return self._encoder().encode_references(pixels.to(vae_device))
 
     @torch.no_grad()
-    def encode_prompts(self, prompts: Sequence[str], max_sequence_length: int = 512) -> torch.Tensor:
+    def encode_prompts(self, prompts: Sequence[str], max_sequence_length: int | None = None) -> torch.Tensor:
         """B prompts -> (B, L, text_dim) float32 embeddings, zero past each prompt's end."""
         return self._encoder(max_sequence_length).encode_text(list(prompts))
 
@@ -197,7 +211,7 @@ class WildActorPipeline(DiffusionPipeline):
         seed: int | Sequence[int] | None = None,
         generator: torch.Generator | None = None,
         use_reference_cache: bool | None = None,
-        max_sequence_length: int = 512,
+        max_sequence_length: int | None = None,
         output_type: str = "np",
         attention_kwargs: dict[str, Any] | None = None,
         on_shot_end: Callable[[int, Any], None] | None = None,
@@ -212,6 +226,7 @@ class WildActorPipeline(DiffusionPipeline):
             otherwise ``generator`` is drawn from in prompt order.
         use_reference_cache: None = whenever the transformer allows it (AIPA); False recomputes the
             reference stream in every forward (same result, slower; for checks and benchmarks).
+        max_sequence_length: text length; default: the pipeline's (its training length).
         on_shot_end: called as ``on_shot_end(prompt_index, frames)`` as soon as each clip is decoded.
         Returns `WildActorPipelineOutput`.
         """
@@ -308,11 +323,13 @@ class WildActorPipeline(DiffusionPipeline):
         torch_dtype: torch.dtype | None = None,
         transformer_kwargs: dict[str, Any] | None = None,
         device: str | torch.device | None = None,
+        max_sequence_length: int | None = None,
         **kwargs: Any,
     ) -> WildActorPipeline:
         """Load a local diffusers folder: Wan2.2-TI2V-5B (base weights; LoRA starts at zero) or a folder
         written by `save_pretrained`. ``lora``: a reference LoRA file from training. The VAE stays float32.
-        ``device``: where the modules go (default: CPU).
+        ``device``: where the modules go (default: CPU). ``max_sequence_length``: default from
+        model_index.json (written by `save_pretrained`), else 512 (Wan's).
 
         Nothing is downloaded: a missing folder or component is a one-line `WildActorError`.
         """
@@ -339,12 +356,17 @@ class WildActorPipeline(DiffusionPipeline):
             if device is not None:
                 module.to(device)
             _own_cpu_storage(module)
+        if max_sequence_length is None:
+            index = root / "model_index.json"
+            saved = json.loads(index.read_text()).get("max_sequence_length") if index.is_file() else None
+            max_sequence_length = int(saved or 512)
         return cls(
             tokenizer=tokenizer,
             text_encoder=text_encoder,
             vae=vae,
             transformer=transformer,
             scheduler=scheduler,
+            max_sequence_length=max_sequence_length,
         )
 
 
