@@ -221,3 +221,50 @@ def test_text_length_is_part_of_the_saved_pipeline(tmp_path):
         WildActorPipeline.from_pretrained(tmp_path / "m", max_sequence_length=40).config.max_sequence_length
         == 40
     )
+
+
+def test_pixel_space_vae_model_saves_reloads_and_keeps_every_frame(tmp_path):
+    """The ActorWorld model's layout: PixelShuffleVAE (no temporal compression) + a 12-channel transformer."""
+    from transformers import ByT5Tokenizer, UMT5Config, UMT5EncoderModel
+
+    from wildactor.default_model import TINY_TEXT_ENCODER_CONFIG
+    from wildactor.model import WildActorTransformer3DModel
+    from wildactor.model.pixel_vae import PixelShuffleVAE
+
+    base = build_tiny_pipeline(0)
+    torch.manual_seed(0)
+    transformer = WildActorTransformer3DModel(
+        **{**TINY_TRANSFORMER_CONFIG, "in_channels": 12, "out_channels": 12}
+    )
+    text_encoder = UMT5EncoderModel(UMT5Config(**TINY_TEXT_ENCODER_CONFIG))
+    pipe = WildActorPipeline(
+        tokenizer=ByT5Tokenizer(),
+        text_encoder=text_encoder.eval(),
+        vae=PixelShuffleVAE(scale_factor_spatial=2),
+        transformer=transformer.eval(),
+        scheduler=base.scheduler,
+        max_sequence_length=16,
+    )
+    pipe.set_progress_bar_config(disable=True)
+    assert pipe.size_multiple == 4
+    call = dict(height=32, width=40, num_frames=3, num_inference_steps=2, seed=1)
+    out = pipe(["a walk"], synthetic_example_actor(), **call)
+    assert out.frames[0].shape == (3, 32, 40, 3)
+    pipe.save_pretrained(tmp_path / "m")
+    again = WildActorPipeline.from_pretrained(tmp_path / "m")
+    again.set_progress_bar_config(disable=True)
+    np.testing.assert_array_equal(
+        again(["a walk"], synthetic_example_actor(), **call).frames[0], out.frames[0]
+    )
+
+
+def test_references_are_prepared_as_the_training_dataset_prepares_them(pipe, tmp_path):
+    from PIL import Image
+
+    from wildactor.data.dataset import load_reference
+
+    rng = np.random.default_rng(3)
+    Image.fromarray(rng.integers(0, 256, (50, 90, 3), dtype=np.uint8)).save(tmp_path / "r.png")
+    images, _ = pipe.prepare_references([Reference(tmp_path / "r.png")], 64, 96)
+    ours = torch.from_numpy(np.asarray(images[0]).copy()).permute(2, 0, 1).float() / 127.5 - 1.0
+    torch.testing.assert_close(ours, load_reference(tmp_path / "r.png", 64, 96), rtol=0, atol=0)
