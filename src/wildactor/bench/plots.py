@@ -108,6 +108,11 @@ def plot_by_view(rep: dict[str, Any], path: Path) -> None:
             d.line(pts, fill=colour, width=2)
         for x, y in pts:
             d.ellipse([x - 4, y - 4, x + 4, y + 4], fill=colour)
+        for x, v in zip(xs, views):
+            ci = r["table3"][v]["ci95"]
+            if r["table3"][v]["value"] is not None and ci:
+                xo = x + 3 * (i - (len(runs) - 1) / 2)  # small offset so overlapping bars stay visible
+                d.line([(xo, box[3] - ci[0] * plot_h), (xo, box[3] - ci[1] * plot_h)], fill=colour, width=1)
         avg = r["table3"]["avg"]
         label = r["method"] + (f": avg {avg['value']:.3f}" if avg["value"] is not None else ": n/a")
         ly = top + 16 * i
