@@ -286,3 +286,22 @@ def test_a_sampler_without_usable_references_stops_before_training(tmp_path, mon
         WildActorError, match=r"'self_crop_only' finds no usable reference in record\(s\) \[0, 1\]"
     ):
         train(cfg, max_steps=1, output_dir=tmp_path / "run", show_progress=False, cpu=True)
+
+
+def test_training_from_a_pretrained_diffusers_folder(tmp_path):
+    cfg = tiny_config(batch_size=1)
+    first = train(cfg, max_steps=1, output_dir=tmp_path / "inline", show_progress=False, cpu=True)
+    folder = tmp_path / "inline" / "model"  # a diffusers folder: transformer/ vae/ text_encoder/ tokenizer/
+    model = dataclasses.replace(
+        cfg.model,
+        pretrained=str(folder),
+        transformer=None,
+        vae=None,
+        text_encoder=None,
+        overrides={"lora_rank": 4},
+    )
+    second = train(dataclasses.replace(cfg, model=model), max_steps=1, output_dir=tmp_path / "pretrained",
+                   show_progress=False, cpu=True)  # fmt: skip
+    assert second.losses == first.losses  # same weights, data and noise, whether inline or loaded
+    state = json.loads((second.checkpoint / "trainer_state.json").read_text())
+    assert state["base_model"] == str(folder)
