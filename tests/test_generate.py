@@ -154,6 +154,10 @@ def _bad_inputs(model_dir, ref_files, tmp_path):
         "no references": ([*model, "--prompt", "x"], "no references"),
         "bad size": ([*model, *ok_ref, "--prompt", "x", "--size", "100x70"], "nearest valid size: 96x64"),
         "bad size format": ([*ok_ref, "--prompt", "x", "--size", "big"], "expected WIDTHxHEIGHT"),
+        "bad reference size": (
+            [*model, *ok_ref, "--prompt", "x", "--ref-size", "50x32"],
+            "nearest valid size: 64x32",
+        ),
         "bad frame count": ([*model, *ok_ref, "--prompt", "x", "--frames", "8"], "nearest valid count: 9"),
         "no prompt": ([*model, *ok_ref], "no prompt given"),
         "empty prompt": ([*model, *ok_ref, "--prompt", " "], "is empty"),

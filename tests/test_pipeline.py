@@ -268,3 +268,12 @@ def test_references_are_prepared_as_the_training_dataset_prepares_them(pipe, tmp
     images, _ = pipe.prepare_references([Reference(tmp_path / "r.png")], 64, 96)
     ours = torch.from_numpy(np.asarray(images[0]).copy()).permute(2, 0, 1).float() / 127.5 - 1.0
     torch.testing.assert_close(ours, load_reference(tmp_path / "r.png", 64, 96), rtol=0, atol=0)
+
+
+def test_references_can_be_fitted_into_a_smaller_frame(pipe, refs, monkeypatch):
+    builds, _ = _count_calls(monkeypatch, pipe.transformer)
+    out = pipe(["a man runs"], refs, reference_size=(32, 32), output_type="latent", **CALL)
+    assert all(im.size == (32, 32) for im in out.reference_images)
+    assert len(builds) == 1 and builds[0].num_tokens == 3 * 1 * 1  # 3 refs x (32/16/2)^2 tokens
+    with pytest.raises(WildActorError, match="reference size 40x32 .* nearest valid size: 32x32"):
+        pipe(["a man runs"], refs, reference_size=(40, 32), **CALL)

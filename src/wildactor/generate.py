@@ -47,6 +47,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--steps", type=int, help="denoising steps (default: 50, or the embedded model's)")
     parser.add_argument("--seed", type=int, default=0, help="shot i uses seed + i (default 0)")
     parser.add_argument("--size", metavar="WxH", help="video size in pixels (default 1280x704 with --model)")
+    parser.add_argument(
+        "--ref-size", metavar="WxH", help="fit references into this size (default: the video size)"
+    )
     parser.add_argument("--frames", type=int, help="frames per shot, 4k+1 (default 121 with --model)")
     parser.add_argument("--fps", type=int, help="frame rate of the MP4s (default 24 with --model)")
     parser.add_argument("--guidance-scale", type=float, help="text classifier-free guidance (default 5.0)")
@@ -74,7 +77,7 @@ def parse_ref(text: str) -> tuple[str, str]:
 def parse_size(text: str) -> tuple[int, int]:
     match = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", text)
     if not match:
-        raise WildActorError(f"--size {text!r}: expected WIDTHxHEIGHT, e.g. 1280x704")
+        raise WildActorError(f"size {text!r}: expected WIDTHxHEIGHT, e.g. 1280x704")
     return int(match.group(1)), int(match.group(2))
 
 
@@ -89,6 +92,7 @@ def main(args: argparse.Namespace) -> int:
         WildActorPipeline,
         check_generation_inputs,
         check_model_folder,
+        check_size,
         model_strides,
     )
 
@@ -141,6 +145,9 @@ def main(args: argparse.Namespace) -> int:
     if args.max_sequence_length is not None and args.max_sequence_length < 1:
         raise WildActorError(f"--max-sequence-length must be >= 1, got {args.max_sequence_length}")
     check_generation_inputs(prompts, height, width, num_frames, size_multiple, temporal)
+    ref_size = parse_size(args.ref_size) if args.ref_size else None
+    if ref_size is not None:
+        check_size(*ref_size, size_multiple, what="--ref-size")
 
     # 3. The model.
     device = _pick_device(args.device, torch)
@@ -177,6 +184,7 @@ def main(args: argparse.Namespace) -> int:
         "guidance_scale": guidance,
         "reference_guidance_scale": args.reference_guidance_scale,
         "max_sequence_length": text_length,
+        "reference_size": list(ref_size or (width, height)),
         "scheduler": {"class": type(pipe.scheduler).__name__, **_scheduler_shift(pipe.scheduler)},
     }
     videos = [out_dir / f"shot_{i + 1:02d}.mp4" for i in range(len(prompts))]
@@ -212,6 +220,7 @@ def main(args: argparse.Namespace) -> int:
             num_inference_steps=steps,
             guidance_scale=guidance,
             reference_guidance_scale=args.reference_guidance_scale,
+            reference_size=ref_size,
             negative_prompt=args.negative_prompt,
             seed=[args.seed + i for i in todo],
             max_sequence_length=text_length,
@@ -220,7 +229,8 @@ def main(args: argparse.Namespace) -> int:
         shots.update(zip(todo, result.frames))
         reference_images = result.reference_images
     if reference_images is None:
-        reference_images, _ = pipe.prepare_references(references, height, width)
+        ref_width, ref_height = ref_size or (width, height)
+        reference_images, _ = pipe.prepare_references(references, ref_height, ref_width)
     all_shots = [shots[i] if i in shots else read_mp4(videos[i]) for i in range(len(prompts))]
 
     # 6. Contact sheet and final settings.

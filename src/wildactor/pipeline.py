@@ -207,6 +207,7 @@ class WildActorPipeline(DiffusionPipeline):
         num_inference_steps: int = 50,
         guidance_scale: float = 5.0,
         reference_guidance_scale: float | None = None,
+        reference_size: tuple[int, int] | None = None,
         negative_prompt: str = "",
         seed: int | Sequence[int] | None = None,
         generator: torch.Generator | None = None,
@@ -219,6 +220,8 @@ class WildActorPipeline(DiffusionPipeline):
         """Generate one clip per prompt (a sequential narrative), all of the same referenced actor.
 
         references: any number of face / body / three-view images (none = plain text-to-video).
+        reference_size: (width, height) the references are fitted into; default the video size (as the released
+            model is trained). Smaller references mean fewer reference tokens; use the size training used.
         guidance_scale: text classifier-free guidance (> 1 enables it; both branches see the references).
         reference_guidance_scale: if set, a third branch without references is added and
             v = v(neg, no refs) + s_ref [v(neg, refs) - v(neg, no refs)] + s_text [v(text, refs) - v(neg, refs)].
@@ -233,6 +236,8 @@ class WildActorPipeline(DiffusionPipeline):
         prompts = [prompts] if isinstance(prompts, str) else list(prompts)
         references = list(references or [])
         self.check_inputs(prompts, height, width, num_frames)
+        if reference_size is not None:
+            check_size(*reference_size, self.size_multiple, what="reference size")
         if output_type not in ("np", "pil", "latent"):
             raise ValueError(f"output_type must be 'np', 'pil' or 'latent', got {output_type!r}")
         seeds = _shot_seeds(seed, len(prompts))
@@ -253,7 +258,8 @@ class WildActorPipeline(DiffusionPipeline):
         reference_images: list[Image.Image] = []
         with_refs: dict[str, Any] = {}
         if references:
-            reference_images, reference_types = self.prepare_references(references, height, width)
+            ref_width, ref_height = reference_size or (width, height)
+            reference_images, reference_types = self.prepare_references(references, ref_height, ref_width)
             ref_latents = self.encode_reference_images(reference_images)
             ref_latents = ref_latents.to(device, self.transformer.dtype)
             latent_shape = self._latent_shape(height, width, num_frames)
@@ -379,15 +385,20 @@ def check_generation_inputs(
     for i, prompt in enumerate(prompts):
         if not isinstance(prompt, str) or not prompt.strip():
             raise WildActorError(f"prompt {i + 1} is empty")
-    if height <= 0 or width <= 0 or height % size_multiple or width % size_multiple:
-        raise WildActorError(
-            f"size {width}x{height} is not a multiple of {size_multiple} (VAE factor x patch size); "
-            f"nearest valid size: {nearest_multiple(width, size_multiple)}x{nearest_multiple(height, size_multiple)}"
-        )
+    check_size(width, height, size_multiple)
     if num_frames < 1 or (num_frames - 1) % temporal_factor:
         k = max(0, round((num_frames - 1) / temporal_factor))
         raise WildActorError(
             f"{num_frames} frames is not {temporal_factor}k+1; nearest valid count: {temporal_factor * k + 1}"
+        )
+
+
+def check_size(width: int, height: int, size_multiple: int, what: str = "size") -> None:
+    """Both sides positive multiples of ``size_multiple``; the error names the nearest valid size."""
+    if height <= 0 or width <= 0 or height % size_multiple or width % size_multiple:
+        raise WildActorError(
+            f"{what} {width}x{height} is not a multiple of {size_multiple} (VAE factor x patch size); "
+            f"nearest valid size: {nearest_multiple(width, size_multiple)}x{nearest_multiple(height, size_multiple)}"
         )
 
 
