@@ -19,14 +19,15 @@ VIEW_AUG_VIEWS = ("front", "left", "right", "back", "down", "up")
 
 
 def unseen_actor_range() -> tuple[int, int]:
-    """[lo, hi) of actor indices the probes never trained on: everything past their training range."""
+    """[lo, hi) of held-out actor indices: ActorWorld's held-out probe range, clipped to the identity space
+    and to ids past the probes' training range."""
     from wildactor.world.actors import NUM_IDENTITIES
-    from wildactor.world.probe_training import TRAIN_ACTORS
+    from wildactor.world.probe_training import HELDOUT_ACTORS, TRAIN_ACTORS
 
-    lo, hi = TRAIN_ACTORS[1], NUM_IDENTITIES
+    lo, hi = max(HELDOUT_ACTORS[0], TRAIN_ACTORS[1]), min(HELDOUT_ACTORS[1], NUM_IDENTITIES)
     if hi - lo < 1000:
         raise WildActorError(
-            f"too few actor ids outside the probes' training range {TRAIN_ACTORS}: [{lo}, {hi})"
+            f"too few held-out actor ids: [{lo}, {hi}) (probe training range {TRAIN_ACTORS})"
         )
     return lo, hi
 
