@@ -171,3 +171,33 @@ def test_two_runs_with_one_name_are_refused_and_run_folders_are_not_mixed(tmp_pa
                 "--no-progress"]) == 0  # fmt: skip
     rejects = (tmp_path / "o" / "rejects.jsonl").read_text()
     assert "ActorWorld" in rejects  # the oracle needs ActorWorld actors: a reject row, not a crash
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--baseline", "pasted", "--lora", "x.safetensors"], "--lora needs --model"),
+        (["--baseline", "pasted", "--no-references"], "--no-references needs --model"),
+        (["--videos", "no/such/folder"], "videos folder not found"),
+        (["--baseline", "pasted", "--face", "facenet"], "face back-end must be"),
+        (["--model", "no/such/model"], "model folder not found"),
+        (["--model", "default", "--lora", "no/such.safetensors"], "reference LoRA file not found"),
+    ],
+)
+def test_cli_user_errors_are_one_line_and_exit_2(tmp_path, capsys, extra, message):
+    code = cli(
+        [
+            "bench",
+            "run",
+            "--suite",
+            "template",
+            "-o",
+            str(tmp_path / "o"),
+            "--limit",
+            "1",
+            "--no-progress",
+            *extra,
+        ]
+    )
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1

@@ -309,6 +309,14 @@ def run_bench(
     from wildactor.media import read_mp4
 
     metrics = metrics or MetricConfig()
+    if cfg.source == "model":
+        # Fail before any work rather than rejecting every item one by one.
+        if cfg.model_dir != "default":
+            from wildactor.pipeline import check_model_folder
+
+            check_model_folder(cfg.model_dir)
+        if cfg.lora is not None and not Path(cfg.lora).is_file():
+            raise WildActorError(f"reference LoRA file not found: {cfg.lora}")
     out = Path(out)
     (out / "items").mkdir(parents=True, exist_ok=True)
     run_file = out / "run.json"
