@@ -201,3 +201,57 @@ def test_cli_user_errors_are_one_line_and_exit_2(tmp_path, capsys, extra, messag
     )
     err = capsys.readouterr().err
     assert code == 2 and message in err and len(err.strip().splitlines()) == 1
+
+
+def test_real_face_videos_scored_from_a_folder_rank_identity_correctly(tmp_path):
+    """Your-own-subjects path with real faces: the astronaut photo as reference; one video of the same photo
+    shifted/scaled, one of a different real face (LFW): the report ranks them and names the back-end."""
+    skimage_data = pytest.importorskip("skimage.data")
+    from wildactor.bench.metrics.face import BackendUnavailable, build_face_backend
+    from wildactor.media import write_mp4
+
+    if isinstance(build_face_backend("dlib"), BackendUnavailable):
+        pytest.skip("dlib back-end unavailable")
+    astro = skimage_data.astronaut()
+    Image.fromarray(astro).save(tmp_path / "astronaut.png")
+    suite = {
+        "name": "real-faces",
+        "subjects": [
+            {"id": "eileen", "references": {"in_the_wild": [{"path": "astronaut.png", "region": "face"}]},
+             "contextual": ["An astronaut smiles at the camera.", "An astronaut looks around."]}
+        ],
+    }  # fmt: skip
+    (tmp_path / "suite.yaml").write_text(json.dumps(suite))
+    vids = tmp_path / "videos"
+    same = [
+        np.asarray(Image.fromarray(astro).crop((x, y, x + 400, y + 400)).resize((256, 256)))
+        for x, y in [(0, 0), (40, 20), (80, 40), (100, 60)]
+    ]
+    write_mp4(vids / "eileen__in_the_wild__ctx0.mp4", np.stack(same), fps=8)
+    lfw = (skimage_data.lfw_subset()[0] * 255).astype(np.uint8)
+    other = np.asarray(Image.fromarray(lfw).resize((256, 256), Image.BICUBIC).convert("RGB"))
+    write_mp4(vids / "eileen__in_the_wild__ctx1.mp4", np.stack([other] * 4), fps=8)
+    out = tmp_path / "run"
+    assert (
+        cli(
+            [
+                "bench",
+                "run",
+                "--suite",
+                str(tmp_path / "suite.yaml"),
+                "--videos",
+                str(vids),
+                "-o",
+                str(out),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
+    items = _items(out)
+    f_same = items["eileen__in_the_wild__ctx0"]["metrics"]["face"]
+    f_other = items["eileen__in_the_wild__ctx1"]["metrics"]["face"]
+    assert f_same["backend"] == "dlib-resnet"
+    assert f_same["value"] > 0.8 and f_same["value"] > f_other["value"] + 0.5
+    assert cli(["bench", "report", str(out)]) == 0
+    assert "face=dlib-resnet" in (out / "report" / "report.md").read_text()
