@@ -146,6 +146,7 @@ class InsightFaceEmbedder:
 def build_face_backend(spec: str = "dlib") -> FaceEmbedder | BackendUnavailable:
     """`dlib` (default), `dlib:DIR`, or `insightface:DIR`. A back-end that cannot load comes back unavailable."""
     kind, _, path = spec.partition(":")
+    path = str(Path(path).expanduser()) if path else ""  # "insightface:~/models/x" escapes shell expansion
     try:
         if kind == "dlib":
             return DlibFaceEmbedder(path or None)
