@@ -4,6 +4,7 @@
   refs_cache    : 3 references (face, body, three-view), reference stream run once per call (the default)
   refs_no_cache : the same 3 references, reference stream recomputed inside every forward
   full_attention: 3 references, attention_mode="full" (the ablation; no cache possible)
+  refs_cache_half_size: 3 cached references fitted into half the video's width and height (1/4 the tokens)
 
 All variants share the same weights, prompt, seed and size; runs are interleaved (variant order rotates each
 repeat) and the median is kept, so a busy machine slows every variant alike. A step is both CFG branches plus
@@ -35,7 +36,7 @@ import torch
 
 from common import machine_info
 
-VARIANTS = ("no_refs", "refs_cache", "refs_no_cache", "full_attention")
+VARIANTS = ("no_refs", "refs_cache", "refs_no_cache", "full_attention", "refs_cache_half_size")
 WAN22_5B_TRANSFORMER = dict(
     patch_size=(1, 2, 2),
     num_attention_heads=24,
@@ -68,6 +69,38 @@ WAN22_5B_VAE = dict(
     scale_factor_spatial=16,
     scale_factor_temporal=4,
 )
+
+
+def video_macs_per_layer(
+    dim: int, ffn: int, video_tokens: int, reference_tokens: int, text_tokens: int
+) -> float:
+    """Multiply-adds of one block for all video tokens (reference K/V come from the cache).
+
+    q/k/v/o projections 4 D^2, cross-attention q/o 2 D^2 (text K/V: 2 D^2 per text token), FFN 2 D F per
+    token; self-attention scores + weighted sum 2 D (S_v + S_ref) per query; cross-attention 2 D L per query.
+    """
+    per_token = (
+        6 * dim * dim + 2 * dim * ffn + 2 * dim * (video_tokens + reference_tokens) + 2 * dim * text_tokens
+    )
+    return video_tokens * per_token + text_tokens * 2 * dim * dim
+
+
+def flop_estimates(text_tokens: int = 512) -> list[dict]:
+    """(b)/(a) per step by multiply-add count at the 5B config: an estimate, not a measurement."""
+    dim = WAN22_5B_TRANSFORMER["num_attention_heads"] * WAN22_5B_TRANSFORMER["attention_head_dim"]
+    ffn = WAN22_5B_TRANSFORMER["ffn_dim"]
+    rows = []
+    for name, (w, h, frames) in {"480p": (832, 480, 81), "720p": (1280, 704, 121)}.items():
+        per_frame = (h // 32) * (w // 32)
+        s_v = ((frames - 1) // 4 + 1) * per_frame
+        base = video_macs_per_layer(dim, ffn, s_v, 0, text_tokens)
+        row = {"name": name, "size": f"{w}x{h}", "frames": frames, "video_tokens": s_v}
+        for label, refs in (("3_refs_video_size", 3 * per_frame), ("3_refs_half_size", 3 * per_frame // 4)):
+            row[f"macs_ratio_{label}"] = round(
+                video_macs_per_layer(dim, ffn, s_v, refs, text_tokens) / base, 4
+            )
+        rows.append(row)
+    return rows
 
 
 def bf16_like_from_pretrained(model: torch.nn.Module) -> torch.nn.Module:
@@ -128,7 +161,9 @@ def example_references():
     return [face, body, Reference(sheet, "three_view")]
 
 
-def timed_call(pipe, refs, use_cache, args, width, height, sync, clock) -> tuple[float, list[float], float]:
+def timed_call(
+    pipe, refs, use_cache, args, width, height, sync, clock, ref_size=None
+) -> tuple[float, list[float], float]:
     """(end-to-end seconds, per-step seconds, seconds after the last step = VAE decoding) of one call."""
     stamps: list[float] = []
     step = pipe.scheduler.step
@@ -153,6 +188,7 @@ def timed_call(pipe, refs, use_cache, args, width, height, sync, clock) -> tuple
             guidance_scale=5.0,
             seed=0,
             use_reference_cache=use_cache,
+            reference_size=ref_size,
             max_sequence_length=args.max_sequence_length,
         )
         sync()
@@ -174,25 +210,31 @@ def run(args) -> dict:
     for pipe in pipes.values():
         pipe.set_progress_bar_config(disable=True)
     refs = example_references()
-    plan = {
-        "no_refs": (pipes["aipa"], [], None),
-        "refs_cache": (pipes["aipa"], refs, True),
-        "refs_no_cache": (pipes["aipa"], refs, False),
-        "full_attention": (pipes["full"], refs, None),
+    multiple = pipes["aipa"].size_multiple
+    half = (
+        max(multiple, width // 2 // multiple * multiple),
+        max(multiple, height // 2 // multiple * multiple),
+    )
+    plan = {  # variant: (pipeline, references, use_reference_cache, reference_size)
+        "no_refs": (pipes["aipa"], [], None, None),
+        "refs_cache": (pipes["aipa"], refs, True, None),
+        "refs_no_cache": (pipes["aipa"], refs, False, None),
+        "full_attention": (pipes["full"], refs, None, None),
+        "refs_cache_half_size": (pipes["aipa"], refs, True, half),
     }
     # Warm-up (allocator, kernels), then interleaved timed repeats.
-    for pipe, r, cache in plan.values():
-        timed_call(
-            pipe, r, cache, argparse.Namespace(**{**vars(args), "steps": 3}), width, height, sync, clock
-        )
+    warm = argparse.Namespace(**{**vars(args), "steps": 3})
+    for pipe, r, cache, ref_size in plan.values():
+        timed_call(pipe, r, cache, warm, width, height, sync, clock, ref_size)
     totals = {k: [] for k in VARIANTS}
     steps = {k: [] for k in VARIANTS}
     decodes = {k: [] for k in VARIANTS}
     for rep in range(args.repeats):
-        order = VARIANTS[rep % 4 :] + VARIANTS[: rep % 4]
+        shift = rep % len(VARIANTS)
+        order = VARIANTS[shift:] + VARIANTS[:shift]
         for key in order:
-            pipe, r, cache = plan[key]
-            total, per_step, decode = timed_call(pipe, r, cache, args, width, height, sync, clock)
+            pipe, r, cache, ref_size = plan[key]
+            total, per_step, decode = timed_call(pipe, r, cache, args, width, height, sync, clock, ref_size)
             totals[key].append(total)
             decodes[key].append(decode)
             steps[key].extend(per_step[1:] if len(per_step) > 1 else per_step)
@@ -249,6 +291,7 @@ def run(args) -> dict:
         "ms_cache_build": round(statistics.median(builds) * 1e3, 3),
         "rows": rows,
         "goal": "refs_cache / no_refs per step <= 1.03 at the 5B config",
+        "estimate_5b_multiply_adds": flop_estimates(),
     }
 
 
