@@ -1,0 +1,51 @@
+"""The generation benchmark script: its tiny CPU run and its 5B cost estimate."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+@pytest.fixture(scope="module")
+def bench():
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        yield importlib.import_module("generate")
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+
+
+def test_tiny_run_times_every_variant_against_the_same_baseline(bench, monkeypatch):
+    monkeypatch.setattr(sys, "argv", ["generate.py"])
+    args = argparse.Namespace(
+        config="tiny",
+        size="64x64",
+        frames=5,
+        steps=3,
+        repeats=1,
+        threads=1,
+        clock="cpu",
+        max_sequence_length=16,
+    )
+    result = bench.run(args)
+    rows = {r["variant"]: r for r in result["rows"]}
+    assert set(rows) == set(bench.VARIANTS)
+    assert rows["no_refs"]["step_ratio_to_no_refs"] == 1.0
+    assert all(r["ms_per_step"] > 0 and r["s_end_to_end"] >= r["s_vae_decode"] > 0 for r in rows.values())
+    assert (
+        result["video_tokens"] == 2 * 4 and result["reference_tokens"] == 3 * 4
+    )  # 64x64: 2x2 tokens a frame
+
+
+def test_5b_estimate_grows_with_reference_tokens_and_shrinks_with_half_size_references(bench):
+    est = {row["name"]: row for row in bench.flop_estimates()}
+    assert est["480p"]["video_tokens"] == 21 * 15 * 26
+    assert est["720p"]["video_tokens"] == 31 * 22 * 40
+    for row in est.values():
+        assert 1.0 < row["macs_ratio_3_refs_half_size"] < row["macs_ratio_3_refs_video_size"] < 1.1
