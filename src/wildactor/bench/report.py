@@ -21,11 +21,24 @@ import numpy as np
 from wildactor.bench.spec import AXES, SETTINGS
 from wildactor.errors import WildActorError
 
-METRICS: tuple[str, ...] = ("face", "body", "semantic", "copy_paste", "motion", "pose_spread")
+METRICS: tuple[str, ...] = (
+    "face",
+    "body",
+    "semantic",
+    "copy_paste",
+    "motion",
+    "pose_spread",
+    "body_vlm",
+    "semantic_vlm",
+    "semantic_clip",
+)
 HEADERS = {
     "face": "Face",
     "body": "Body",
     "semantic": "Semantic",
+    "body_vlm": "Body (VLM)",
+    "semantic_vlm": "Semantic (VLM)",
+    "semantic_clip": "Semantic (CLIP)",
     "copy_paste": "Copy-paste (lower)",
     "motion": "Motion",
     "pose_spread": "Pose spread (deg)",

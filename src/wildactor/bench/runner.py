@@ -118,7 +118,7 @@ class Scorer:
 
         return {
             "face": name(self.face),
-            "probes": "shipped ActorWorld probes"
+            "probes": f"ActorWorld probes ({self.cfg.probes or 'shipped with the package'})"
             if self.probes is not None and not hasattr(self.probes, "reason")
             else name(self.probes),
             "clip": name(self.clip),
