@@ -33,6 +33,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     mk.add_argument("--heldout-fraction", type=float, default=0.1)
     mk.add_argument("--attr-aug", type=int, default=1, help="attribute-augmented references per clip")
     mk.add_argument("--no-three-view", action="store_true", help="skip the canonical three-view sheet")
+    mk.add_argument(
+        "--prompts",
+        choices=("described", "person"),
+        default="described",
+        help="described: prompts name the actor's attributes; person: scene and motion only",
+    )
     mk.add_argument("--quiet", action="store_true", help="no progress bar")
 
     tp = sub.add_parser("train-probes", help="train the attribute / view / scene / motion probes on renders")
@@ -85,6 +91,7 @@ def _cmd_make(args: argparse.Namespace) -> int:
             heldout_fraction=args.heldout_fraction,
             attr_aug_per_clip=args.attr_aug,
             three_view=not args.no_three_view,
+            prompts=args.prompts,
         )
     except ValueError as exc:
         raise WildActorError(str(exc)) from None

@@ -64,6 +64,9 @@ class WorldConfig:
     three_view: bool = True
     crf: int = 16
     motions: tuple[str, ...] = field(default=MOTION_KINDS)
+    # "described": prompts name every identity attribute; "person": only scene and motion ("a person walks
+    # ..."), so a model trained on them must take identity from the references.
+    prompts: str = "described"
 
     def __post_init__(self) -> None:
         if self.actors < 1 or self.clips_per_actor < 1:
@@ -84,6 +87,8 @@ class WorldConfig:
             raise ValueError(
                 f"frontal_bias must be three non-negative numbers (F, S, B) summing to 1, got {self.frontal_bias}"
             )
+        if self.prompts not in ("described", "person"):
+            raise ValueError(f"prompts must be 'described' or 'person', got {self.prompts!r}")
         if not 0.0 <= self.heldout_fraction < 1.0:
             raise ValueError(f"heldout_fraction must be in [0, 1), got {self.heldout_fraction}")
         bad = [v for v in self.view_aug_views if v not in VIEW_AUG_ANGLES]
@@ -188,7 +193,7 @@ def make_actor(cfg: WorldConfig, index: int, out: Path, split: str, write_mp4) -
         records.append(
             ManifestRecord(
                 video=video_rel,
-                prompt=clip_prompt(spec),
+                prompt=clip_prompt(spec, describe=cfg.prompts == "described"),
                 actor_id=aid,
                 source="actorworld",
                 width=cfg.size,
