@@ -122,13 +122,15 @@ def test_euler_scheduler_also_samples(refs):
     assert out.frames[0].shape == (5, 64, 64, 3) and out.frames[0].std() > 1.0
 
 
-def test_default_sampler_uses_the_training_noise_levels():
+@pytest.mark.parametrize("scheduler", ["unipc", "euler"])
+def test_both_samplers_use_the_training_noise_levels(scheduler):
     from wildactor.diffusion.flow import sampling_sigmas
 
-    sched = build_tiny_pipeline(0).scheduler
-    sched.set_timesteps(10)
+    pipe = build_tiny_pipeline(0, scheduler=scheduler)
+    pipe.set_timesteps(10)
     expected = sampling_sigmas(10, shift=5.0).float()
-    torch.testing.assert_close(sched.sigmas.float(), expected, rtol=0, atol=1e-5)
+    torch.testing.assert_close(pipe.scheduler.sigmas.float(), expected, rtol=0, atol=1e-5)
+    torch.testing.assert_close(pipe.scheduler.timesteps.float(), 1000 * expected[:-1], rtol=0, atol=1.0)
 
 
 def test_references_are_fitted_into_the_video_frame_with_white_padding(pipe, refs):

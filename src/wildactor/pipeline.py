@@ -1,7 +1,7 @@
 """WildActorPipeline: reference images of one actor + a list of prompts -> one clip per prompt, same actor.
 
 Sampling is rectified flow with a diffusers flow scheduler (UniPC or Euler, with its own ``flow_shift`` /
-``shift``). The reference stream is run once per call (`encode_references`) and its K/V cache is reused by
+``shift``), stepping through the same noise levels as training (`wildactor.diffusion.flow.sampling_sigmas`). The reference stream is run once per call (`encode_references`) and its K/V cache is reused by
 every denoising step, both classifier-free-guidance branches and every prompt.
 """
 
@@ -279,7 +279,7 @@ class WildActorPipeline(DiffusionPipeline):
                 gen = torch.Generator("cpu").manual_seed(seeds[i]) if seeds is not None else generator
                 shape = (1,) + self._latent_shape(height, width, num_frames)
                 latents = torch.randn(shape, generator=gen, dtype=torch.float32, device=gen.device).to(device)
-                self.scheduler.set_timesteps(num_inference_steps, device=device)
+                self.set_timesteps(num_inference_steps, device)
                 for t in self.scheduler.timesteps:
                     v = self._velocity(latents, t, text[None], with_refs, attention_kwargs)
                     if ref_cfg:
@@ -300,6 +300,23 @@ class WildActorPipeline(DiffusionPipeline):
                     on_shot_end(i, frames[-1])
         self.maybe_free_model_hooks()
         return WildActorPipelineOutput(frames=frames, reference_images=reference_images)
+
+    def set_timesteps(self, num_inference_steps: int, device: torch.device | str | None = None) -> None:
+        """Step through the noise levels training used (`flow.sampling_sigmas` with the scheduler's shift).
+
+        UniPC's flow grid is that grid already; Euler's default grid is not, so Euler is handed the unshifted
+        grid and applies its own shift to it.
+        """
+        from diffusers import FlowMatchEulerDiscreteScheduler
+
+        from wildactor.diffusion.flow import sampling_sigmas
+
+        cfg = self.scheduler.config
+        if isinstance(self.scheduler, FlowMatchEulerDiscreteScheduler) and not cfg.use_dynamic_shifting:
+            base = sampling_sigmas(num_inference_steps, 1.0, cfg.num_train_timesteps)[:-1]  # unshifted
+            self.scheduler.set_timesteps(sigmas=base.numpy(), device=device)
+        else:
+            self.scheduler.set_timesteps(num_inference_steps, device=device)
 
     def _latent_shape(self, height: int, width: int, num_frames: int) -> tuple[int, int, int, int]:
         """(C, F, h, w) of the video latent."""
