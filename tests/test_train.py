@@ -65,12 +65,16 @@ def test_resume_is_bitwise_identical_to_a_straight_run(tmp_path):
     straight = train(cfg, max_steps=20, output_dir=tmp_path / "straight", show_progress=False, cpu=True)
     first = train(cfg, max_steps=10, output_dir=tmp_path / "resumed", show_progress=False, cpu=True)
     assert latest_checkpoint(tmp_path / "resumed").name == "step-00000010"
-    metrics = tmp_path / "resumed" / "metrics.jsonl"  # as if the run died at step 12, after logging it
+    metrics = tmp_path / "resumed" / "metrics.jsonl"  # as if the run died at step 12, after logging it,
+    partial = tmp_path / "resumed" / "checkpoints" / ".tmp-step-00000012"  # in the middle of a save
+    partial.mkdir()
+    (partial / "reference_lora.safetensors").write_bytes(b"truncated")
     metrics.write_text(metrics.read_text() + '{"step": 11, "loss": 0.0}\n{"step": 12, "loss": 0.0}\n')
     second = train(
         cfg, resume=True, max_steps=20, output_dir=tmp_path / "resumed", show_progress=False, cpu=True
     )
     assert second.start_step == 10
+    assert not partial.exists()  # the interrupted save was ignored, then cleaned up
     assert len(straight.losses) == 20 and len(second.losses) == 10
     assert first.losses + second.losses == straight.losses  # exact floats: same loss trace
     a = straight.model.state_dict()

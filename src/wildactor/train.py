@@ -725,6 +725,9 @@ def train(
     if accelerator.is_main_process:
         out.mkdir(parents=True, exist_ok=True)
 
+    if accelerator.is_main_process:  # leftovers of a save that was interrupted
+        for stale in list(out.glob("checkpoints/.tmp-step-*")) + list(out.glob("checkpoints/.old-step-*")):
+            shutil.rmtree(stale, ignore_errors=True)
     if not resume and latest_checkpoint(out) is not None:
         raise WildActorError(f"{out} already holds checkpoints: pass --resume, or pick another --output-dir")
 
