@@ -199,10 +199,10 @@ def render_item_clip(
 def other_actor(item: BenchItem) -> str:
     """A deterministic different actor for the no-reference baseline (a perfect text-to-video model that
     follows the prompt but knows nothing of the referenced identity)."""
-    from wildactor.bench.spec import _stable_hash
+    from wildactor.bench.spec import stable_hash
     from wildactor.world import actor_id
 
     lo, hi = unseen_actor_range()
-    idx = lo + _stable_hash("noref:" + item.group) % (hi - lo)
+    idx = lo + stable_hash("noref:" + item.group) % (hi - lo)
     cand = actor_id(idx)
     return cand if cand != item.actor else actor_id(idx + 1 if idx + 1 < hi else lo)

@@ -29,7 +29,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -187,13 +187,11 @@ class Suite:
                     iid = f"{s.id}__{setting}__ctx{k}"
                     out.append(BenchItem(iid, s.id, setting, "contextual", iid, 0, p, refs, s.actor, 0))
         # A seed per generation call (storyline or single prompt), stable under suite edits elsewhere.
-        return [
-            BenchItem(**{**it.__dict__, "seed": self.video.seed + _stable_hash(it.group) % 1_000_000})
-            for it in out
-        ]
+        return [replace(it, seed=self.video.seed + stable_hash(it.group) % 1_000_000) for it in out]
 
 
-def _stable_hash(text: str) -> int:
+def stable_hash(text: str) -> int:
+    """A 32-bit hash of a string that does not change between Python runs."""
     import hashlib
 
     return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "little")

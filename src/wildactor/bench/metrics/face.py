@@ -1,7 +1,8 @@
 """Face identity (OpenS2V FaceSim protocol) with pluggable embedders.
 
 Protocol: 32 frames sampled uniformly; in each, the largest detected face; its similarity to the reference
-face, clipped at 0; frames without a face are skipped; the mean over frames. With several face references
+face, clipped at 0; frames without a face are skipped; the mean over frames (a clip in which no sampled frame
+shows a face scores 0: the identity is lost; references without any face make the metric n/a). With several face references
 each frame takes its best-matching reference (an any-view reference set should reward the frame that matches
 its own viewpoint). The result names the back-end: numbers from different back-ends are not comparable.
 
