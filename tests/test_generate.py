@@ -74,6 +74,7 @@ def test_generate_writes_decodable_mp4s_sheet_and_settings(model_dir, ref_files,
     gen = settings["generation"]
     assert gen["prompts"] == ["she walks in", "she sits down"]
     assert [r["region"] for r in gen["references"]] == ["face", "body", "three_view"]
+    assert all(len(r["sha256"]) == 64 for r in gen["references"])
     assert (gen["width"], gen["height"], gen["frames"], gen["steps"], gen["shot_seeds"]) == (
         96,
         64,
@@ -128,6 +129,14 @@ def test_rerun_with_same_settings_regenerates_only_missing_shots(
     assert [name for name, _ in written] == ["shot_01.mp4", "shot_02.mp4", "shot_02.mp4"]
     np.testing.assert_array_equal(written[2][1], written[1][1])  # the regenerated shot is the same video
     assert (out / "shot_02.mp4").is_file() and (out / "contact_sheet.png").is_file()
+    # Same path, different picture: nothing is reused.
+    shutil.copy(ref_files / "face.png", tmp_path / "body_copy.png")
+    argv[argv.index(str(ref_files / "body.png"))] = str(tmp_path / "body_copy.png")
+    assert run(argv, capsys)[0] == 0
+    shutil.copy(ref_files / "sheet.png", tmp_path / "body_copy.png")
+    code, stdout, _ = run(argv, capsys)
+    assert code == 0 and "resuming" not in stdout
+    assert len(written) == 3 + 2 + 2
 
 
 def _bad_inputs(model_dir, ref_files, tmp_path):
@@ -204,8 +213,8 @@ def test_a_shipped_default_model_folder_is_loaded_with_its_example_actor_and_set
     assert code == 0 and "tiny random" not in stdout
     gen = json.loads((out / "settings.json").read_text())["generation"]
     assert gen["model"]["random_weights"] is False and str(shipped) in gen["model"]["description"]
-    assert gen["references"] == [
-        {"path": str((shipped / "example_actor" / "face.png").resolve()), "region": "face"}
+    assert [(r["path"], r["region"]) for r in gen["references"]] == [
+        (str((shipped / "example_actor" / "face.png").resolve()), "face")
     ]
     assert (gen["width"], gen["height"], gen["frames"], gen["steps"], gen["fps"], gen["guidance_scale"]) == (
         64, 32, 5, 2, 6, 3.0,

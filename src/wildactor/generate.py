@@ -8,6 +8,7 @@ has its own seed, seed + index), so an interrupted narrative resumes where it st
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import re
@@ -22,6 +23,7 @@ MODEL_DEFAULTS: dict[str, Any] = dict(steps=50, size=(1280, 704), frames=121, fp
 REGIONS = ("face", "body", "three_view")
 SETTINGS_FILE = "settings.json"
 SHEET_FILE = "contact_sheet.png"
+SHEET_FRAMES_PER_SHOT = 6
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -82,7 +84,6 @@ def parse_size(text: str) -> tuple[int, int]:
 
 
 def main(args: argparse.Namespace) -> int:
-    import numpy as np
     import torch
     from tqdm.auto import tqdm
 
@@ -170,7 +171,9 @@ def main(args: argparse.Namespace) -> int:
     out_dir.mkdir(parents=True, exist_ok=True)
     generation = {
         "model": model_info,
-        "lora": None if args.lora is None else str(Path(args.lora).resolve()),
+        "lora": None
+        if args.lora is None
+        else {"path": str(Path(args.lora).resolve()), "sha256": _file_digest(args.lora)},
         "references": [_describe_reference(r) for r in references],
         "prompts": prompts,
         "negative_prompt": args.negative_prompt,
@@ -201,14 +204,14 @@ def main(args: argparse.Namespace) -> int:
     _write_json(out_dir / SETTINGS_FILE, {"status": "running", "generation": generation, "runtime": runtime})
 
     # 5. Generate the missing shots; each MP4 is written as soon as its shot is decoded.
+    sheet_frames: dict[int, Any] = {}  # only the frames the contact sheet shows, not whole videos
+
     def save_shot(index: int, frames: Any) -> None:
         shot = todo[index]
         write_mp4(videos[shot], frames, fps=fps)
-        tqdm.write(
-            f"wrote {videos[shot]} ({frames.shape[0]} frames, {width}x{height})"
-        )  # keeps the bar intact
+        sheet_frames[shot] = _sample_frames(frames, SHEET_FRAMES_PER_SHOT)
+        tqdm.write(f"wrote {videos[shot]} ({frames.shape[0]} frames, {width}x{height})")  # bar-safe print
 
-    shots: dict[int, Any] = {}
     reference_images = None
     if todo:
         result = pipe(
@@ -225,16 +228,19 @@ def main(args: argparse.Namespace) -> int:
             seed=[args.seed + i for i in todo],
             max_sequence_length=text_length,
             on_shot_end=save_shot,
+            keep_frames=False,
         )
-        shots.update(zip(todo, result.frames))
         reference_images = result.reference_images
     if reference_images is None:
         ref_width, ref_height = ref_size or (width, height)
         reference_images, _ = pipe.prepare_references(references, ref_height, ref_width)
-    all_shots = [shots[i] if i in shots else read_mp4(videos[i]) for i in range(len(prompts))]
+    for i, video in enumerate(videos):
+        if i not in sheet_frames:  # kept from an earlier run
+            sheet_frames[i] = _sample_frames(read_mp4(video), SHEET_FRAMES_PER_SHOT)
 
     # 6. Contact sheet and final settings.
-    sheet = contact_sheet(reference_images, [np.asarray(s) for s in all_shots])
+    shots = [sheet_frames[i] for i in range(len(videos))]
+    sheet = contact_sheet(reference_images, shots, frames_per_shot=SHEET_FRAMES_PER_SHOT)
     sheet.save(out_dir / SHEET_FILE)
     print(f"wrote {out_dir / SHEET_FILE}")
     outputs = {"videos": [v.name for v in videos], "contact_sheet": SHEET_FILE}
@@ -247,6 +253,23 @@ def main(args: argparse.Namespace) -> int:
     return 0
 
 
+def _sample_frames(frames: Any, count: int) -> Any:
+    """``count`` evenly spaced frames of an (F, H, W, 3) array (all of them if F <= count)."""
+    import numpy as np
+
+    picks = np.linspace(0, frames.shape[0] - 1, min(count, frames.shape[0])).round().astype(int)
+    return np.ascontiguousarray(frames[picks])
+
+
+def _file_digest(path: str | os.PathLike[str]) -> str:
+    """sha256 of a file: resuming needs the same inputs, not just the same paths."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def _pick_device(choice: str, torch: Any):
     if choice == "cuda" and not torch.cuda.is_available():
         raise WildActorError("--device cuda: no CUDA device is available")
@@ -257,7 +280,11 @@ def _pick_device(choice: str, torch: Any):
 
 def _describe_reference(ref: Any) -> dict[str, Any]:
     if isinstance(ref.image, (str, os.PathLike)):
-        return {"path": str(Path(ref.image).resolve()), "region": ref.region}
+        return {
+            "path": str(Path(ref.image).resolve()),
+            "region": ref.region,
+            "sha256": _file_digest(ref.image),
+        }
     return {"path": None, "image": "in-memory example image", "region": ref.region}
 
 

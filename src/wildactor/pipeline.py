@@ -73,8 +73,8 @@ class Reference:
 @dataclass
 class WildActorPipelineOutput(BaseOutput):
     """frames: one entry per prompt, each (F, H, W, 3) uint8 (``output_type="np"``), a list of PIL images
-    (``"pil"``) or the (1, C, F, h, w) latent (``"latent"``). reference_images: the references as the model saw
-    them (fitted and padded to the video size)."""
+    (``"pil"``) or the (1, C, F, h, w) latent (``"latent"``); empty with ``keep_frames=False``.
+    reference_images: the references as the model saw them (fitted and padded)."""
 
     frames: list[Any]
     reference_images: list[Image.Image] = field(default_factory=list)
@@ -216,6 +216,7 @@ class WildActorPipeline(DiffusionPipeline):
         output_type: str = "np",
         attention_kwargs: dict[str, Any] | None = None,
         on_shot_end: Callable[[int, Any], None] | None = None,
+        keep_frames: bool = True,
     ) -> WildActorPipelineOutput:
         """Generate one clip per prompt (a sequential narrative), all of the same referenced actor.
 
@@ -231,6 +232,8 @@ class WildActorPipeline(DiffusionPipeline):
             reference stream in every forward (same result, slower; for checks and benchmarks).
         max_sequence_length: text length; default: the pipeline's (its training length).
         on_shot_end: called as ``on_shot_end(prompt_index, frames)`` as soon as each clip is decoded.
+        keep_frames: False returns no frames (each clip only goes to ``on_shot_end``), so a long narrative
+            at 720p need not sit in memory.
         Returns `WildActorPipelineOutput`.
         """
         prompts = [prompts] if isinstance(prompts, str) else list(prompts)
@@ -295,9 +298,12 @@ class WildActorPipeline(DiffusionPipeline):
                         v = v_neg + guidance_scale * (v - v_neg)
                     latents = self.scheduler.step(v, t, latents, return_dict=False)[0]
                     progress.update()
-                frames.append(self._finish(latents, output_type))
+                clip = self._finish(latents, output_type)
                 if on_shot_end is not None:
-                    on_shot_end(i, frames[-1])
+                    on_shot_end(i, clip)
+                if keep_frames:
+                    frames.append(clip)
+                del clip
         self.maybe_free_model_hooks()
         return WildActorPipelineOutput(frames=frames, reference_images=reference_images)
 
