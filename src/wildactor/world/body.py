@@ -174,7 +174,7 @@ def body_primitives(actor: Actor, state: BodyState, owner: int = 0) -> Primitive
     b.add(
         torso_c,
         ident,
-        (0.17 * ws, 0.30 * hs, 0.11 * ws),
+        (0.17 * ws, 0.30 * hs, 0.11 * ws**1.3),
         top,
         GROUP_BODY,
         GRAPHIC_CODES[actor.top_graphic],
@@ -219,9 +219,9 @@ def body_primitives(actor: Actor, state: BodyState, owner: int = 0) -> Primitive
     elif actor.hair_style == "ponytail":
         # A high bun shows above the head from the front; the tail hangs down the back.
         b.add(
-            head_c + hk * np.array([0.0, 0.14, -0.1]),
+            head_c + hk * np.array([0.0, 0.17, -0.07]),
             ident,
-            (0.07 * hk, 0.07 * hk, 0.07 * hk),
+            (0.075 * hk, 0.075 * hk, 0.075 * hk),
             hair,
             GROUP_HEAD,
         )

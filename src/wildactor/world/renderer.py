@@ -55,9 +55,9 @@ def _graphic_mask(code: np.ndarray, local: np.ndarray) -> np.ndarray:
     """Front-only print in torso unit coordinates local (N, 3): x right, y up, z front."""
     x, y, z = local[:, 0], local[:, 1], local[:, 2]
     front = z > 0.2
-    circle = x**2 + (y - 0.1) ** 2 < 0.5**2
-    band = np.abs(y - 0.1) < 0.22
-    stripe = np.abs(x) < 0.22
+    circle = x**2 + (y - 0.1) ** 2 < 0.6**2
+    band = np.abs(y - 0.1) < 0.26
+    stripe = np.abs(x) < 0.26
     return front & np.select([code == 1, code == 2, code == 3], [circle, band, stripe], False)
 
 

@@ -22,13 +22,15 @@ LIGHTINGS: dict[str, tuple[str, ...]] = {
 }
 # (key light rgb, ambient rgb) per lighting, before the per-scene intensity jitter.
 _LIGHT_RGB: dict[str, tuple[tuple[float, float, float], tuple[float, float, float]]] = {
-    "softbox": ((0.80, 0.80, 0.80), (0.42, 0.42, 0.44)),
-    "spotlight": ((1.00, 0.97, 0.92), (0.28, 0.28, 0.30)),
-    "daylight": ((0.85, 0.83, 0.78), (0.38, 0.40, 0.45)),
-    "overcast": ((0.50, 0.52, 0.55), (0.55, 0.56, 0.58)),
-    "sunset": ((0.95, 0.78, 0.60), (0.36, 0.33, 0.36)),
-    "lamplight": ((0.85, 0.72, 0.52), (0.25, 0.27, 0.36)),
-    "moonlight": ((0.55, 0.62, 0.80), (0.30, 0.32, 0.42)),
+    # Key + ambient add up to about the same brightness everywhere and tints stay mild: the scene sets the
+    # mood, but an actor's colours (skin, hair, clothes) must stay readable in every scene.
+    "softbox": ((0.70, 0.70, 0.70), (0.46, 0.46, 0.47)),
+    "spotlight": ((0.84, 0.82, 0.79), (0.33, 0.33, 0.35)),
+    "daylight": ((0.78, 0.77, 0.73), (0.39, 0.40, 0.44)),
+    "overcast": ((0.55, 0.56, 0.58), (0.58, 0.59, 0.61)),
+    "sunset": ((0.84, 0.74, 0.62), (0.38, 0.37, 0.41)),
+    "lamplight": ((0.80, 0.72, 0.60), (0.34, 0.36, 0.42)),
+    "moonlight": ((0.64, 0.68, 0.80), (0.38, 0.40, 0.47)),
 }
 
 
@@ -77,9 +79,9 @@ def sample_scene(kind: str, rng: np.random.Generator, lighting: str | None = Non
         kind=kind,
         lighting=lighting,
         variant=int(rng.integers(1 << 30)),
-        light_azimuth=float(rng.uniform(-60, 60)),
-        light_elevation=float(rng.uniform(25, 65)),
-        intensity=float(rng.uniform(0.88, 1.12)),
+        light_azimuth=float(rng.uniform(-45, 45)),
+        light_elevation=float(rng.uniform(30, 60)),
+        intensity=float(rng.uniform(0.94, 1.06)),
     )
 
 
