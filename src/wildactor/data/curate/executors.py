@@ -5,7 +5,7 @@ one input through the whole chain at a time; the parent writes results (one writ
 progress bar per stage (items that entered the stage).
 
 ray: one ``map_batches`` per stage over a dataset of JSON-encoded items, each stage an actor pool of
-``workers`` actors with the CPU/GPU resources the stage declares; the driver writes results as they
+``workers`` actors with the CPU/GPU resources the stage declares (scaled to fit on a local instance); the driver writes results as they
 stream out. Stages turn bad inputs into rejects instead of raising, so no block fails.
 """
 
@@ -130,18 +130,22 @@ def run_ray(
         ctx = ray.data.DataContext.get_current()
         ctx.enable_progress_bars = progress
         ctx.max_errored_blocks = -1  # a failing block must not abort 1.6M videos; stages reject instead
+        stages = make_stages(config, out_dir)
+        # On a local Ray instance every stage's pool shares `workers` CPUs, so the declared CPUs are
+        # scaled down to fit (resources are logical); on a cluster the declared values hold.
+        cpu_scale = 1.0 if address else 1.0 / len(stages)
         ds = ray.data.from_items(
             [{"item": json.dumps(it, ensure_ascii=True)} for it in pending],
             override_num_blocks=max(1, min(len(pending), 4 * max(1, workers))),
         )
-        for st in make_stages(config, out_dir):
+        for st in stages:
             ds = ds.map_batches(
                 _RayStage,
                 fn_constructor_args=(st.name, config.to_json(), out_dir),
                 batch_size=st.batch_size,
                 batch_format="numpy",
                 compute=ray.data.ActorPoolStrategy(size=max(1, workers)),
-                num_cpus=st.num_cpus,
+                num_cpus=st.num_cpus * cpu_scale,
                 num_gpus=st.num_gpus,
             )
         collector = Collector(state)
