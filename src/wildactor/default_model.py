@@ -173,3 +173,88 @@ def synthetic_example_actor() -> list[Any]:
     d.rectangle((20, 70, 30, 122), fill=trousers)
     d.rectangle((34, 70, 44, 122), fill=trousers)
     return [Reference(np.asarray(face), "face"), Reference(np.asarray(body), "body")]
+
+
+# ---------------------------------------------------------------------------------------------- shipping
+
+# Views of the example actor's references: one face and two body views that between them show the front-only
+# print and the back (hair style), as the training sampler draws 1 face + 2 body references.
+EXAMPLE_REFERENCE_VIEWS: tuple[tuple[str, str], ...] = (
+    ("face", "front"),
+    ("body", "front"),
+    ("body", "back"),
+)
+
+
+def write_example_actor(folder: Path, actor_index: int, num_shots: int = 3, seed: int = 0) -> dict[str, Any]:
+    """References (ActorWorld View-Aug renders) and a scene/motion storyline of one actor, in `folder`."""
+    from wildactor.world import Actor, ActorWorldEditor
+    from wildactor.world.prompts import clip_prompt, make_storyline
+
+    actor = Actor.from_id(actor_index)
+    folder.mkdir(parents=True, exist_ok=True)
+    editor = ActorWorldEditor(out_size=64)
+    entries = []
+    for region, view in EXAMPLE_REFERENCE_VIEWS:
+        ref = editor.rerender(actor, region, view)
+        if ref is None:
+            raise RuntimeError(f"{actor.actor_id}: no {region} reference from the {view}")
+        name = f"{region}_{view}.png"
+        ref.save(folder / name)
+        entries.append({"path": name, "region": region, "view": view, "angle": float(ref.angle)})
+    story = make_storyline(actor, np.random.default_rng(seed), num_shots=num_shots)
+    # Scene and motion only ("a person ..."), as the model was trained: identity comes from the references.
+    prompts = [clip_prompt(spec, describe=False) for spec in story.shots]
+    example = {"actor_id": actor.actor_id, "references": entries, "prompts": prompts}
+    (folder / "references.json").write_text(json.dumps(example, indent=2) + "\n")
+    return example
+
+
+def export_default_model(
+    checkpoint: str | Path,
+    out: str | Path,
+    max_sequence_length: int,
+    example_actor: int,
+    defaults: dict[str, Any],
+    use_ema: bool = True,
+) -> Path:
+    """Turn a full-model training checkpoint into the shipped default-model folder.
+
+    Loads the checkpoint's pipeline (EMA weights when present and `use_ema`), sets the text length used in
+    training, and writes `save_pretrained` output + `example_actor/` + `generate_defaults.json` atomically.
+    """
+    import shutil
+
+    import torch
+    from safetensors.torch import load_file
+
+    from wildactor.errors import WildActorError
+    from wildactor.pipeline import WildActorPipeline
+
+    checkpoint, out = Path(checkpoint), Path(out)
+    if not (checkpoint / "transformer").is_dir():
+        raise WildActorError(f"{checkpoint} is not a full-model checkpoint (no transformer/ folder)")
+    pipe = WildActorPipeline.from_pretrained(checkpoint)
+    ema_file = checkpoint / "ema.safetensors"
+    if use_ema and ema_file.is_file():
+        ema = load_file(str(ema_file))
+        state = pipe.transformer.state_dict()
+        unknown = sorted(set(ema) - set(state))
+        if unknown:
+            raise WildActorError(f"{ema_file}: weights not in the transformer: {unknown[:3]}")
+        with torch.no_grad():
+            for name, value in ema.items():
+                state[name].copy_(value)
+    pipe.register_to_config(max_sequence_length=int(max_sequence_length))
+    tmp = out.with_name(out.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    pipe.save_pretrained(tmp)
+    example = write_example_actor(tmp / "example_actor", example_actor)
+    meta = {**defaults, "source_checkpoint": str(checkpoint), "ema": bool(use_ema and ema_file.is_file())}
+    (tmp / "generate_defaults.json").write_text(json.dumps(defaults, indent=2) + "\n")
+    (tmp / "provenance.json").write_text(
+        json.dumps({**meta, "example_actor": example["actor_id"]}, indent=2) + "\n"
+    )
+    shutil.rmtree(out, ignore_errors=True)
+    tmp.rename(out)
+    return out
