@@ -255,3 +255,16 @@ def test_real_face_videos_scored_from_a_folder_rank_identity_correctly(tmp_path)
     assert f_same["value"] > 0.8 and f_same["value"] > f_other["value"] + 0.5
     assert cli(["bench", "report", str(out)]) == 0
     assert "face=dlib-resnet" in (out / "report" / "report.md").read_text()
+
+
+def test_a_backend_that_appears_between_runs_is_not_mixed_into_old_scores(tmp_path, capsys, monkeypatch):
+    from wildactor.bench import runner
+
+    out = tmp_path / "o"
+    args = ["bench", "run", "--suite", "template", "--baseline", "pasted", "-o", str(out), "--no-progress"]
+    assert cli([*args, "--limit", "1"]) == 0
+    # Same command and flags, but a back-end now loads (e.g. probe weights installed since the first run).
+    describe = runner.Scorer.describe
+    monkeypatch.setattr(runner.Scorer, "describe", lambda self: {**describe(self), "probes": "now available"})
+    assert cli([*args, "--limit", "4"]) == 2
+    assert "other metric back-ends" in capsys.readouterr().err

@@ -320,22 +320,26 @@ def run_bench(
     out = Path(out)
     (out / "items").mkdir(parents=True, exist_ok=True)
     run_file = out / "run.json"
-    if run_file.is_file():
-        prev = json.loads(run_file.read_text())
-        if prev.get("config", {}).get("identity") != cfg.identity():
-            raise WildActorError(
-                f"{out} holds a different run ({prev.get('config', {}).get('identity')}); use another output folder"
-            )
-        if prev.get("metrics") != asdict(metrics) and any((out / "items").glob("*.json")):
-            raise WildActorError(
-                f"{out} was scored with other metric back-ends ({prev.get('metrics')}); use another output "
-                f"folder, or delete {out / 'items'} to rescore every item with the new ones"
-            )
+    prev = json.loads(run_file.read_text()) if run_file.is_file() else None
+    if prev is not None and prev.get("config", {}).get("identity") != cfg.identity():
+        raise WildActorError(
+            f"{out} holds a different run ({prev.get('config', {}).get('identity')}); use another output folder"
+        )
     items = select_items(suite, subjects, limit)
     if not items:
         raise WildActorError("no items selected from the suite")
     todo = [it for it in items if not (out / "items" / f"{it.item_id}.json").is_file()]
     scorer = Scorer(metrics, suite.is_actorworld)
+    scored_before = any((out / "items").glob("*.json"))
+    if prev is not None and scored_before:
+        # Same settings but a back-end that appeared or vanished (e.g. probe weights installed since) would mix
+        # n/a and numbers, or two back-ends, in one table.
+        before = (prev.get("metrics"), prev.get("backends"))
+        if before != (asdict(metrics), scorer.describe()):
+            raise WildActorError(
+                f"{out} was scored with other metric back-ends ({before[1]}); use another output "
+                f"folder, or delete {out / 'items'} to rescore every item with the current ones"
+            )
     _write_json(
         run_file,
         {
