@@ -6,7 +6,8 @@ Back-ends (``detect.backend``):
   dlib's HOG frontal-face detector. A face outside every body box stands for a person too (HOG people
   needs a full standing body; close-ups only show a face), with a body box extrapolated from the face.
 - ``silhouette``: foreground pixels that differ from a backdrop model built from the frame's left and
-  right borders, row by row; each large connected blob is a person and the top of its box the head.
+  right borders, row by row; each tall connected blob that reaches below 40% of the frame height is a
+  standing person and the top of its box the head.
   It finds people only on backdrops that are plain or vary only with height (studio, sky over ground,
   snow, beach) and is meant for ActorWorld renders, which are too small and too stylised for HOG.
   It reads pixels only, never the renderer's labels.
@@ -135,7 +136,8 @@ class SilhouetteBackend:
         row_bg = np.median(border, axis=1, keepdims=True)  # (H, 1, 3)
         dist = np.abs(img - row_bg).max(axis=2)  # (H, W)
         mask = (dist > self.threshold).astype(np.uint8)
-        mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, np.ones((2, 2), np.uint8))
+        k = max(3, h // 40)  # opening removes thin backdrop edges (horizon lines, mountain ridges)
+        mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, np.ones((k, k), np.uint8))
         mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, np.ones((3, 3), np.uint8))
         return mask
 
@@ -148,8 +150,8 @@ class SilhouetteBackend:
         bodies: list[Box] = []
         for i in range(1, n):
             x, y, bw, bh, area = (int(v) for v in stats[i])
-            if area < self.min_area * h * w or bh < 1.2 * bw or bh < 0.15 * h:
-                continue  # small specks, or wide flat shapes (no standing person)
+            if area < self.min_area * h * w or bh < 1.2 * bw or bh < 0.25 * h or y + bh < 0.4 * h:
+                continue  # specks, wide flat shapes, or blobs floating in the sky: not a standing person
             bodies.append([float(x), float(y), float(x + bw), float(y + bh)])
         heads = [
             [b[0] + 0.2 * (b[2] - b[0]), b[1], b[2] - 0.2 * (b[2] - b[0]), b[1] + 0.2 * (b[3] - b[1])]
