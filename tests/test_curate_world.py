@@ -17,6 +17,7 @@ from wildactor.data.curate.pipeline import build
 from wildactor.data.curate.synthetic import world_clip
 from wildactor.data.schema import VIEW_BINS, read_manifest, view_bin
 
+NUM_SINGLE = 16
 SCENES = ("studio", "beach", "snow", "night")  # backdrops the silhouette back-end handles
 MOTIONS = ("idle", "wave")  # LK loses crossing legs in 128 px walking renders (docs/curate.md)
 
@@ -25,13 +26,11 @@ MOTIONS = ("idle", "wave")  # LK loses crossing legs in 128 px walking renders (
 def world_inputs(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("world_in")
     rng = np.random.default_rng(0)
-    for i in range(12):
+    for i in range(NUM_SINGLE):
+        # raw footage is frontal-biased (Table 1: F 62.8 %): 10 near-frontal clips, 6 from any side
+        yaw = float(rng.uniform(-35, 35) % 360 if i < 10 else rng.uniform(0, 360))
         world_clip(
-            folder / f"single_{i:02d}.mp4",
-            1000 + i,
-            yaw=float(rng.uniform(0, 360)),
-            motion=MOTIONS[i % 2],
-            scene=SCENES[i % 4],
+            folder / f"single_{i:02d}.mp4", 1000 + i, yaw=yaw, motion=MOTIONS[i % 2], scene=SCENES[i % 4]
         )
     for i in range(3):
         world_clip(
@@ -61,7 +60,7 @@ def test_single_actor_clips_kept_two_actor_clips_rejected(world_inputs, tmp_path
     out = tmp_path / "out"
     build(world_inputs, out, cfg, progress=False)
     kept = sorted(r.extra["source_video"] for r in read_manifest(out / "manifest.jsonl"))
-    assert kept == [f"single_{i:02d}.mp4" for i in range(12)]
+    assert kept == [f"single_{i:02d}.mp4" for i in range(NUM_SINGLE)]
     assert _rejects(out) == {f"pair_{i}.mp4": "multi_person" for i in range(3)}
     rec = read_manifest(out / "manifest.jsonl")[0]
     assert rec.extra["curation"]["detect"] == "silhouette"  # the record says which back-end ran
@@ -107,7 +106,8 @@ def test_view_aug_raises_side_and_back_share(world_build):
     }
     self_sb = rows[("body", "self_crop")]["side"] + rows[("body", "self_crop")]["back"]
     aug = rows[("body", "view_aug")]
-    assert aug["side"] + aug["back"] >= 50.0
+    assert aug["side"] + aug["back"] >= 45.0  # six angles: left, right, back + front, top-down, bottom-up
     all_sb = rows[("body", "all")]["side"] + rows[("body", "all")]["back"]
-    assert all_sb > self_sb + 10.0
+    assert all_sb >= self_sb + 5.0
+    assert rows[("body", "all")]["back"] > rows[("body", "self_crop")]["back"]  # Table 1: B 0.6 -> 2.2 %
     assert rows[("three_view", "canonical")]["count"] >= 10  # one sheet per kept clip, identity-checked

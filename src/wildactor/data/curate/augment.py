@@ -245,6 +245,12 @@ class AugmentStage(Stage):
         jobs: list[tuple[EditRequest, str, dict]] = []
         for region, src in sources.items():
             for view in cfg.views:
+                if (
+                    cfg.skip_source_view
+                    and view == src.get("view")
+                    and view in ("front", "left", "right", "back")
+                ):
+                    continue  # View-Aug adds the views a clip lacks
                 jobs.append((EditRequest("view", region, view), "view_aug", src))
         if "body" in sources:
             for attr, value in pick_attributes(item["clip_id"], self.lists, cfg.attr_per_clip):

@@ -136,6 +136,7 @@ class ViewpointConfig:
 
     backend: str = "landmarks"
     vlm_path: str = ""
+    world_probe_path: str = ""  # "" = the probe weights shipped with wildactor.world
     side_yaw: float = 45.0  # |yaw| above this from landmarks = side
 
     def __post_init__(self) -> None:
@@ -169,6 +170,7 @@ class AugmentConfig:
     editor_path: str = ""
     lora_path: str = ""
     views: tuple[str, ...] = SIX_VIEWS
+    skip_source_view: bool = True  # do not re-render the view the self-crop already shows
     attr_per_clip: int = 2
     three_view: bool = True
     attributes_file: str = "configs/curate/attributes.yaml"

@@ -96,14 +96,14 @@ class LandmarkViews:
 class WorldProbeViews:
     """ActorWorld's viewpoint probe on the person crop."""
 
-    def __init__(self) -> None:
+    def __init__(self, path: str = "") -> None:
         try:
             from wildactor.world.probes import load_probes
         except ImportError:
             raise WildActorError(
                 "viewpoint.backend=world_probe needs wildactor.world.probes (ActorWorld's trained probes)"
             ) from None
-        self.probes = load_probes()
+        self.probes = load_probes(path or None)
 
     def __call__(self, rgb, person, face):
         if person is None:
@@ -165,7 +165,7 @@ class ViewpointStage(Stage):
         if cfg.backend == "landmarks":
             self.estimator = LandmarkViews(cfg.side_yaw)
         elif cfg.backend == "world_probe":
-            self.estimator = WorldProbeViews()
+            self.estimator = WorldProbeViews(cfg.world_probe_path)
         else:
             self.estimator = VlmViews(cfg.vlm_path)
 
