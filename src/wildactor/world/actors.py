@@ -28,9 +28,9 @@ ATTRIBUTE_NAMES: tuple[str, ...] = tuple(ATTRIBUTES)
 
 # Linear RGB-ish albedos in [0, 1], chosen far apart so a small probe separates them under any scene light.
 SKIN_RGB = {
-    "light": (0.97, 0.80, 0.68),
-    "tan": (0.74, 0.51, 0.33),
-    "dark": (0.36, 0.22, 0.14),
+    "light": (1.0, 0.86, 0.76),
+    "tan": (0.78, 0.52, 0.31),
+    "dark": (0.30, 0.18, 0.11),
 }
 HAIR_RGB = {
     "black": (0.06, 0.05, 0.05),

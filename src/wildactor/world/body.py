@@ -242,7 +242,9 @@ def body_primitives(actor: Actor, state: BodyState, owner: int = 0) -> Primitive
         shoulder = np.array([side * (0.17 * ws + 0.03), shoulder_y - 0.03, 0.0])
         elbow = shoulder + upper_len * _limb_dir(ap, ar, side)
         hand = elbow + fore_len * _limb_dir(fp, fr, side)
-        b.segment(shoulder, elbow, 0.06 * ws**0.8, top)  # short sleeve
+        sleeve_end = shoulder + 0.55 * (elbow - shoulder)
+        b.segment(shoulder, sleeve_end, 0.062 * ws**0.8, top)  # short sleeve
+        b.segment(sleeve_end, elbow, 0.055 * ws**0.8, skin)
         b.segment(elbow, hand, 0.05 * ws**0.8, skin)
         hip = np.array([side * 0.085 * ws, hip_y, 0.0])
         knee = hip + thigh_len * _limb_dir(th, 0.0, side)

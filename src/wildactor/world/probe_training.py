@@ -42,14 +42,14 @@ CORRUPTIONS = ("blur", "noise", "colour_jitter")
 class ProbeTrainConfig:
     """Sizes of the render sets and the training schedule."""
 
-    train_frames: int = 24_000
+    train_frames: int = 16_000
     eval_frames: int = 3_000
-    train_clips: int = 2_400
+    train_clips: int = 1_800
     eval_clips: int = 600
-    frame_epochs: int = 6
+    frame_epochs: int = 16
     motion_epochs: int = 8
-    batch_size: int = 128
-    lr: float = 3e-3
+    batch_size: int = 64
+    lr: float = 2e-3
     seed: int = 0
     threads: int = 1
     frame_width: int = 24
