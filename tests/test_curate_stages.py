@@ -217,6 +217,10 @@ def test_table1_counts_and_percentages(tmp_path):
             "/nowhere/Qwen-Image-Edit-2509",
         ),
         ({"detect.backend": "yolo"}, "detect.yolo_path"),
+        (
+            {"viewpoint.backend": "world_probe", "viewpoint.world_probe_path": "/nowhere/probes"},
+            "/nowhere/probes",
+        ),
     ],
 )
 def test_real_model_backends_name_the_missing_path(overrides, missing):
@@ -245,3 +249,13 @@ def test_cli_prints_one_line_and_exits_2_for_a_missing_model(tmp_path, capsys):
     )
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1 and "/nowhere/arcface" in err[0]
+
+
+def test_gpu_backends_ask_ray_for_a_gpu_cpu_defaults_do_not():
+    from wildactor.data.curate.pipeline import make_stages
+
+    cpu = {st.name: st.resources()["num_gpus"] for st in make_stages(CurateConfig(), "/tmp")}
+    assert set(cpu.values()) == {0.0}
+    cfg = load_config(None, {"augment.editor": "qwen", "tracking.backend": "cotracker"})
+    gpu = {st.name: st.resources()["num_gpus"] for st in make_stages(cfg, "/tmp")}
+    assert gpu["augment"] == 1.0 and gpu["tracking"] == 1.0 and gpu["detect"] == 0.0

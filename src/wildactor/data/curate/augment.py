@@ -214,6 +214,9 @@ class AugmentStage(Stage):
     name = "augment"
     batch_size = 1
 
+    def resources(self) -> dict[str, float]:
+        return {"num_cpus": self.num_cpus, "num_gpus": 1.0 if self.config.augment.editor == "qwen" else 0.0}
+
     def check(self) -> None:
         cfg = self.config.augment
         if cfg.editor == "qwen":

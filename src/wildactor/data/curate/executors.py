@@ -145,8 +145,8 @@ def run_ray(
                 batch_size=st.batch_size,
                 batch_format="numpy",
                 compute=ray.data.ActorPoolStrategy(size=max(1, workers)),
-                num_cpus=st.num_cpus * cpu_scale,
-                num_gpus=st.num_gpus,
+                num_cpus=st.resources()["num_cpus"] * cpu_scale,
+                num_gpus=st.resources()["num_gpus"],
             )
         collector = Collector(state)
         for row in ds.iter_rows():

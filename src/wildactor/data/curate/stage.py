@@ -41,6 +41,10 @@ class Stage:
         self.out_dir = out_dir
         self._ready = False
 
+    def resources(self) -> dict[str, float]:
+        """Ray resources of one actor of this stage (GPU back-ends override `num_gpus`)."""
+        return {"num_cpus": self.num_cpus, "num_gpus": self.num_gpus}
+
     def setup(self) -> None:
         """Load models; called once per worker before the first batch."""
 

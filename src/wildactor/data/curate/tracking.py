@@ -136,6 +136,12 @@ class TrackStage(Stage):
     name = "tracking"
     batch_size = 2
 
+    def resources(self) -> dict[str, float]:
+        return {
+            "num_cpus": self.num_cpus,
+            "num_gpus": 1.0 if self.config.tracking.backend == "cotracker" else 0.0,
+        }
+
     def check(self) -> None:
         if self.config.tracking.backend == "cotracker":
             check_cotracker_path(self.config.tracking.cotracker_path)

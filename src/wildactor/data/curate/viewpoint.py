@@ -156,9 +156,15 @@ class ViewpointStage(Stage):
     name = "viewpoint"
     batch_size = 2
 
+    def resources(self) -> dict[str, float]:
+        return {"num_cpus": self.num_cpus, "num_gpus": 1.0 if self.config.viewpoint.backend == "vlm" else 0.0}
+
     def check(self) -> None:
-        if self.config.viewpoint.backend == "vlm":
-            check_vlm_path(self.config.viewpoint.vlm_path)
+        cfg = self.config.viewpoint
+        if cfg.backend == "vlm":
+            check_vlm_path(cfg.vlm_path)
+        elif cfg.backend == "world_probe":
+            WorldProbeViews(cfg.world_probe_path)  # fails here, before any work, if weights are missing
 
     def setup(self) -> None:
         cfg = self.config.viewpoint
