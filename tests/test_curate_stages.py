@@ -259,3 +259,51 @@ def test_gpu_backends_ask_ray_for_a_gpu_cpu_defaults_do_not():
     cfg = load_config(None, {"augment.editor": "qwen", "tracking.backend": "cotracker"})
     gpu = {st.name: st.resources()["num_gpus"] for st in make_stages(cfg, "/tmp")}
     assert gpu["augment"] == 1.0 and gpu["tracking"] == 1.0 and gpu["detect"] == 0.0
+
+
+def test_identity_check_keeps_the_same_face_and_drops_others_with_reasons(tmp_path):
+    import cv2
+    from skimage import data
+
+    from wildactor.data.curate.calibrate import lfw_faces
+    from wildactor.data.curate.idcheck import IdCheckStage
+    from wildactor.data.curate.images import write_png
+
+    st = IdCheckStage(CurateConfig(), str(tmp_path))
+    st.setup()
+    medoid = st.embed_image(data.astronaut())
+    same = cv2.resize(data.astronaut()[40:300, 100:360], (200, 200))  # another framing of her face
+    other = next(f for f in lfw_faces()[:20] if st.embed_image(f) is not None)
+    nobody = still_frames("coffee", 1)[0]
+    images = {
+        "same": (same, "front"),
+        "other": (other, "front"),
+        "back": (nobody, "back"),
+        "noface": (nobody, "left"),
+    }
+    augmented = []
+    for name, (img, view) in images.items():
+        write_png(np.ascontiguousarray(img), tmp_path / f"{name}.png")
+        augmented.append(
+            {
+                "path": f"{name}.png",
+                "region": "face",
+                "view": view,
+                "angle": 0.0,
+                "metadata": {"source": "view_aug"},
+            }
+        )
+    item = {
+        "clip_id": "c",
+        "identity": {"checked": True, "medoid": medoid.tolist()},
+        "refs": [],
+        "augmented": augmented,
+        "dropped_refs": [],
+    }
+    (out,) = st([item])
+    assert [r["path"] for r in out["refs"]] == ["same.png", "back.png"]
+    assert out["refs"][1]["metadata"]["id_check"] == "no_face_back_view"
+    assert {d["path"]: d["reason"] for d in out["dropped_refs"]} == {
+        "other.png": "identity_mismatch",
+        "noface.png": "no_face_found",
+    }
