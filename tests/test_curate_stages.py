@@ -307,3 +307,17 @@ def test_identity_check_keeps_the_same_face_and_drops_others_with_reasons(tmp_pa
         "other.png": "identity_mismatch",
         "noface.png": "no_face_found",
     }
+
+
+def test_sidecar_found_next_to_the_video_or_in_world_make_labels_tree(tmp_path):
+    import json
+
+    from wildactor.data.curate.probe import load_sidecar
+
+    (tmp_path / "clips" / "a1").mkdir(parents=True)
+    (tmp_path / "labels" / "a1").mkdir(parents=True)
+    (tmp_path / "labels" / "a1" / "c0.json").write_text(json.dumps({"actor_id": "actor_000001"}))
+    assert load_sidecar(str(tmp_path / "clips" / "a1" / "c0.mp4")) == {"actor_id": "actor_000001"}
+    (tmp_path / "v.mp4.json").write_text(json.dumps({"prompt": "a person waves"}))
+    assert load_sidecar(str(tmp_path / "v.mp4")) == {"prompt": "a person waves"}
+    assert load_sidecar(str(tmp_path / "none.mp4")) is None

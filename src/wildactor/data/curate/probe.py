@@ -63,9 +63,21 @@ def _mp4_structure(path: str, size: int) -> str | None:
     return None
 
 
+def sidecar_candidates(path: str) -> list[str]:
+    """`<video>.mp4.json`, `<video>.json`, and `wildactor world make`'s layout: clips/A/C.mp4 ->
+    labels/A/C.json."""
+    p = Path(path)
+    out = [path + ".json", str(p.with_suffix(".json"))]
+    parts = list(p.parts)
+    if "clips" in parts:
+        i = len(parts) - 1 - parts[::-1].index("clips")
+        out.append(str(Path(*parts[:i], "labels", *parts[i + 1 :]).with_suffix(".json")))
+    return out
+
+
 def load_sidecar(path: str) -> dict | None:
-    """Optional `<video>.json` next to the video (caption, actor id, ActorWorld labels)."""
-    for cand in (path + ".json", str(Path(path).with_suffix(".json"))):
+    """Optional labels next to the video (caption, actor id, ActorWorld labels): see sidecar_candidates."""
+    for cand in sidecar_candidates(path):
         if os.path.isfile(cand):
             try:
                 data = json.loads(Path(cand).read_text(encoding="utf-8"))
