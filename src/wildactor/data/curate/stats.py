@@ -57,7 +57,8 @@ def bar_chart(rows: list[dict], path: str | Path) -> None:
         x = left
         for b in ("front", "side", "back"):
             w = round(width * r[b] / 100.0)
-            d.rectangle([x, y, x + w, y + bar_h], fill=BIN_COLOURS[b])
+            if w > 0:
+                d.rectangle([x, y, x + w - 1, y + bar_h], fill=BIN_COLOURS[b])
             x += w
     y = height - 30
     for k, (b, col) in enumerate(BIN_COLOURS.items()):
