@@ -50,6 +50,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     tp.add_argument("--train-clips", type=int, default=None)
     tp.add_argument("--threads", type=int, default=1)
     tp.add_argument("--seed", type=int, default=0)
+    tp.add_argument("--lr", type=float, default=None)
+    tp.add_argument(
+        "--init", type=Path, default=None, help="continue training these probes (use a new --seed)"
+    )
 
     ev = sub.add_parser("eval-probes", help="accuracy of trained probes on a fresh held-out render set")
     ev.add_argument("--probes", type=Path, default=None, help="probe folder (default: shipped weights)")
@@ -113,6 +117,7 @@ def _cmd_train_probes(args: argparse.Namespace) -> int:
             ("train_frames", args.train_frames),
             ("frame_epochs", args.frame_epochs),
             ("train_clips", args.train_clips),
+            ("lr", args.lr),
         )
         if v is not None
     }
@@ -120,7 +125,12 @@ def _cmd_train_probes(args: argparse.Namespace) -> int:
         cfg = ProbeTrainConfig(threads=args.threads, seed=args.seed, **overrides)
     except ValueError as exc:
         raise WildActorError(str(exc)) from None
-    probes = train_probes(cfg, progress=True)
+    init = None
+    if args.init is not None:
+        from wildactor.world.probes import load_probes
+
+        init = load_probes(args.init)
+    probes = train_probes(cfg, progress=True, init=init)
     out = args.out or default_probe_dir()
     save_probes(probes, out)
     print(

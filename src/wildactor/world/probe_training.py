@@ -177,11 +177,15 @@ def _graphic_visible(yaws: np.ndarray, max_yaw: float) -> np.ndarray:
 
 
 def train_frame_probe(
-    frames: np.ndarray, targets: dict[str, np.ndarray], cfg: ProbeTrainConfig, progress: bool = False
+    frames: np.ndarray,
+    targets: dict[str, np.ndarray],
+    cfg: ProbeTrainConfig,
+    progress: bool = False,
+    init: FrameProbe | None = None,
 ) -> FrameProbe:
     torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
-    model = FrameProbe(frame_heads(), width=cfg.frame_width)
+    model = init if init is not None else FrameProbe(frame_heads(), width=cfg.frame_width)
     t_all = {k: torch.as_tensor(v) for k, v in targets.items() if k != "yaw"}
     t_all["graphic_visible"] = torch.as_tensor(_graphic_visible(targets["yaw"], GRAPHIC_TRAIN_MAX_YAW))
     n = len(frames)
@@ -207,11 +211,15 @@ def train_frame_probe(
 
 
 def train_motion_probe(
-    clips: torch.Tensor, targets: np.ndarray, cfg: ProbeTrainConfig, progress: bool = False
+    clips: torch.Tensor,
+    targets: np.ndarray,
+    cfg: ProbeTrainConfig,
+    progress: bool = False,
+    init: MotionProbe | None = None,
 ) -> MotionProbe:
     torch.manual_seed(cfg.seed + 1)
     gen = torch.Generator().manual_seed(cfg.seed + 1)
-    model = MotionProbe(len(MOTION_KINDS), width=cfg.motion_width)
+    model = init if init is not None else MotionProbe(len(MOTION_KINDS), width=cfg.motion_width)
     y_all = torch.as_tensor(targets)
     n = len(clips)
     bs = min(cfg.batch_size, 64)
@@ -271,8 +279,9 @@ def evaluate_motion_probe(model: MotionProbe, clips: torch.Tensor, targets: np.n
     return round(float((pred == targets).mean()), 4)
 
 
-def train_probes(cfg: ProbeTrainConfig, progress: bool = True) -> Probes:
-    """Render train/held-out sets, train both probes, and measure held-out accuracy (clean + corrupted)."""
+def train_probes(cfg: ProbeTrainConfig, progress: bool = True, init: Probes | None = None) -> Probes:
+    """Render train/held-out sets, train both probes (from scratch, or continuing `init` on fresh renders
+    when a seed other than init's is used), and measure held-out accuracy (clean + corrupted)."""
     torch.set_num_threads(cfg.threads)
     t0 = time.perf_counter()
     train_x, train_t = render_probe_frames(cfg.train_frames, cfg.seed, TRAIN_ACTORS, progress)
@@ -280,8 +289,8 @@ def train_probes(cfg: ProbeTrainConfig, progress: bool = True) -> Probes:
     train_c, train_m = render_probe_clips(cfg.train_clips, cfg.seed + 1, TRAIN_ACTORS, progress)
     eval_c, eval_m = render_probe_clips(cfg.eval_clips, cfg.seed + 10_001, HELDOUT_ACTORS, progress)
     t_render = time.perf_counter() - t0
-    frame = train_frame_probe(train_x, train_t, cfg, progress)
-    motion = train_motion_probe(train_c, train_m, cfg, progress)
+    frame = train_frame_probe(train_x, train_t, cfg, progress, init.frame.train() if init else None)
+    motion = train_motion_probe(train_c, train_m, cfg, progress, init.motion.train() if init else None)
     t_train = time.perf_counter() - t0 - t_render
     heldout = {"clean": evaluate_frame_probe(frame, eval_x, eval_t)}
     for kind in CORRUPTIONS:
@@ -294,6 +303,7 @@ def train_probes(cfg: ProbeTrainConfig, progress: bool = True) -> Probes:
         "yaw_bins": YAW_BINS,
         "graphic_eval_max_yaw": GRAPHIC_EVAL_MAX_YAW,
         "train_config": asdict(cfg),
+        "continued_from": (init.card.get("history", []) + [init.card["train_config"]]) if init else [],
         "train_actor_ids": list(TRAIN_ACTORS),
         "heldout_actor_ids": list(HELDOUT_ACTORS),
         "heldout_frame_accuracy": heldout,
