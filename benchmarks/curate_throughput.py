@@ -100,11 +100,17 @@ def world_report(n_front: int = 10, n_any: int = 6) -> dict:
     from wildactor.errors import WildActorError
 
     try:
-        from wildactor.world.probes import load_probes
+        from wildactor.world.probes import default_probe_dir, load_probes
 
-        load_probes()
+        probes = load_probes()
     except (ImportError, WildActorError) as exc:
         return {"viewpoint": f"n/a: {exc}"}
+    probe_info = {
+        "folder": str(default_probe_dir()),
+        "card_heldout_view_accuracy": probes.card.get("heldout_frame_accuracy", {})
+        .get("clean", {})
+        .get("view"),
+    }
     src = Path(tempfile.mkdtemp(prefix="curate_world_in_"))
     dst = Path(tempfile.mkdtemp(prefix="curate_world_out_"))
     rng = np.random.default_rng(0)
@@ -131,6 +137,7 @@ def world_report(n_front: int = 10, n_any: int = 6) -> dict:
     shutil.rmtree(dst, ignore_errors=True)
     return {
         "backends": "detect=silhouette identity=appearance viewpoint=world_probe editor=world",
+        "world_probe": probe_info,
         "summary": summary,
         "build_seconds": round(sec, 2),
         "viewpoint_confusion": {"rows_true_cols_pred": list(VIEW_BINS), "matrix": conf.tolist()},

@@ -138,9 +138,11 @@ class ViewpointConfig:
     vlm_path: str = ""
     world_probe_path: str = ""  # "" = the probe weights shipped with wildactor.world
     side_yaw: float = 45.0  # |yaw| above this from landmarks = side
+    smooth: int = 1  # circular mean over this many neighbouring samples on each side (0 = off)
 
     def __post_init__(self) -> None:
         _check(self.backend in VIEW_BACKENDS, f"viewpoint.backend must be one of {VIEW_BACKENDS}")
+        _check(0 <= self.smooth <= 8, "viewpoint.smooth must be in [0, 8]")
         _check(0 < self.side_yaw < 90, "viewpoint.side_yaw must be in (0, 90)")
 
 

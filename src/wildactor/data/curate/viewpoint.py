@@ -73,6 +73,36 @@ def yaw_from_landmarks(lm: np.ndarray, image_size: tuple[int, int]) -> float:
     return sign * min(magnitude, 89.0)
 
 
+def snap_to_bin(angle: float, bin_name: str) -> float:
+    """The angle moved to the nearest angle inside the F/S/B bin a classifier chose (the probe's view
+    head is more accurate than its yaw-bin head; the yaw keeps the side and the detail)."""
+    angle %= 360.0
+    if view_bin(angle) == bin_name:
+        return angle
+    candidates = {
+        "front": (0.0, 44.0, 316.0),
+        "back": (180.0, 136.0, 224.0),
+        "side": (46.0, 134.0, 226.0, 314.0),
+    }
+    from wildactor.data.schema import angular_distance
+
+    return min(candidates[bin_name], key=lambda c: angular_distance(c, angle))
+
+
+def smooth_angles(angles: list[float | None], radius: int) -> list[float | None]:
+    """Circular mean of each estimate with its `radius` neighbours on either side (yaw changes
+    smoothly within a shot, per-frame estimates jitter). None stays None."""
+    out: list[float | None] = []
+    for i, a in enumerate(angles):
+        if a is None:
+            out.append(None)
+            continue
+        near = [b for b in angles[max(0, i - radius) : i + radius + 1] if b is not None]
+        rad = np.deg2rad(near)
+        out.append(float(np.rad2deg(np.arctan2(np.sin(rad).mean(), np.cos(rad).mean())) % 360.0))
+    return out
+
+
 class LandmarkViews:
     def __init__(self, side_yaw: float) -> None:
         from wildactor.data.curate.faces import Landmarker
@@ -108,7 +138,8 @@ class WorldProbeViews:
     def __call__(self, rgb, person, face):
         if person is None:
             return None, "none"
-        return float(self.probes.predict_view(rgb[None])[0]["yaw"]) % 360.0, "world_probe"
+        pred = self.probes.predict_view(rgb[None])[0]
+        return snap_to_bin(float(pred["yaw"]), pred["view"]), "world_probe"
 
 
 def check_vlm_path(path: str) -> Path:
@@ -186,10 +217,14 @@ class ViewpointStage(Stage):
             from wildactor.data.curate.stage import reject
 
             return reject(item, self.name, "corrupt_stream", str(exc))
+        raw = []
         for s, fr in zip(samples, frames):
             angle, how = self.estimator(fr.rgb, s["person"], s["face"])
+            raw.append(angle)
+            s["angle_raw"] = None if angle is None else round(angle, 2)
+            s["view_source"] = how
+        for s, angle in zip(samples, smooth_angles(raw, self.config.viewpoint.smooth)):
             s["angle"] = None if angle is None else round(angle, 2)
             s["view"] = None if angle is None else view_name(angle)
-            s["view_source"] = how
         item["viewpoint"] = {"backend": self.config.viewpoint.backend}
         return item
