@@ -321,3 +321,13 @@ def test_sidecar_found_next_to_the_video_or_in_world_make_labels_tree(tmp_path):
     (tmp_path / "v.mp4.json").write_text(json.dumps({"prompt": "a person waves"}))
     assert load_sidecar(str(tmp_path / "v.mp4")) == {"prompt": "a person waves"}
     assert load_sidecar(str(tmp_path / "none.mp4")) is None
+
+
+def test_angle_smoothing_wraps_at_360_and_snap_respects_the_bin():
+    from wildactor.data.curate.viewpoint import smooth_angles, snap_to_bin
+
+    out = smooth_angles([350.0, 10.0, None, 30.0, 40.0], 1)
+    assert min(out[0], 360.0 - out[0]) < 1e-6 and min(out[1], 360.0 - out[1]) < 1e-6  # not 180
+    assert out[2] is None and out[3] == pytest.approx(35.0) and out[4] == pytest.approx(35.0)
+    assert snap_to_bin(60.0, "front") == 44.0 and snap_to_bin(300.0, "back") == 224.0
+    assert snap_to_bin(100.0, "side") == 100.0
