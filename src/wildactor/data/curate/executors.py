@@ -56,11 +56,15 @@ def run_local(
     collector = Collector(state)
     bars = _bars(STAGE_NAMES, len(pending), progress)
 
+    finished = [0]
+
     def record(result: tuple[list[Item], dict[str, int]]) -> None:
         items, seen = result
+        finished[0] += 1
+        remaining = len(pending) - finished[0]
         for name, n in seen.items():
-            if n:
-                bars[name].total = max(bars[name].total, bars[name].n + n)
+            # a stage's total: clips that reached it so far + inputs still to come (rejects never arrive)
+            bars[name].total = bars[name].n + n + remaining
             bars[name].update(n)
         for it in items:
             collector.add(it)
