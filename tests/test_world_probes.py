@@ -1,0 +1,92 @@
+"""Shipped ActorWorld probes: accuracy on a fresh held-out render set (identities never seen in training)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from wildactor.errors import WildActorError
+from wildactor.world.actors import ATTRIBUTES, NUM_IDENTITIES, Actor
+from wildactor.world.clips import ClipSpec, render_clip
+from wildactor.world.motions import Motion
+from wildactor.world.probe_training import (
+    HELDOUT_ACTORS,
+    TRAIN_ACTORS,
+    evaluate_frame_probe,
+    evaluate_motion_probe,
+    render_probe_clips,
+    render_probe_frames,
+)
+from wildactor.world.probes import default_probe_dir, load_probes
+from wildactor.world.scenes import Scene
+
+TARGET = 0.97
+# The shipped probes reach the target on held-out actors for these attributes (probes.json, 3,000 frames)...
+MEETS_TARGET = ("hair_colour", "top_colour", "bottom_colour", "shoe_colour", "height")
+# ...and not for these (measured 0.93-0.97): here the test guards a floor against regressions, it does not
+# claim the target. The print is judged on front views only (it is invisible from behind).
+BELOW_TARGET_FLOOR = {"skin_tone": 0.94, "hair_style": 0.93, "top_graphic": 0.90, "build": 0.90}
+
+
+@pytest.fixture(scope="module")
+def probes():
+    import torch
+
+    torch.set_num_threads(1)
+    return load_probes()
+
+
+def test_heldout_actor_ranges_do_not_overlap():
+    assert TRAIN_ACTORS[1] <= HELDOUT_ACTORS[0] < HELDOUT_ACTORS[1] <= NUM_IDENTITIES
+
+
+def test_attribute_probe_reaches_target_on_fresh_heldout_renders(probes):
+    frames, targets = render_probe_frames(900, seed=20_261_123, actor_range=HELDOUT_ACTORS)
+    acc = evaluate_frame_probe(probes.frame, frames, targets)
+    print(acc)
+    assert set(MEETS_TARGET) | set(BELOW_TARGET_FLOOR) == set(ATTRIBUTES)
+    for name in MEETS_TARGET:
+        assert acc[name] >= TARGET, (name, acc)
+    for name, floor in BELOW_TARGET_FLOOR.items():
+        assert acc[name] >= floor, (name, acc)
+    assert acc["scene"] >= TARGET, acc
+    assert acc["view"] >= 0.9, acc
+
+
+def test_motion_probe_reads_motion_from_fresh_clips(probes):
+    clips, motions = render_probe_clips(90, seed=20_261_124, actor_range=HELDOUT_ACTORS)
+    assert evaluate_motion_probe(probes.motion, clips, motions) >= 0.9
+
+
+def test_view_probe_follows_a_turn(probes):
+    """The yaw sweep really turns the actor: the probe sees front, then side, then back."""
+    actor = Actor.from_id(HELDOUT_ACTORS[0] + 17)
+    spec = ClipSpec(
+        actor=actor, motion=Motion("turn_around", yaw=0.0, sweep=180.0), scene=Scene(), num_frames=9
+    )
+    clip = render_clip(spec)
+    views = [v["view"] for v in probes.predict_view(clip.frames)]
+    assert views[0] == "front" and views[4] == "side" and views[-1] == "back"
+    attrs = probes.predict_attributes(clip.frames[:3])
+    assert all(a["hair_colour"] == actor.hair_colour for a in attrs)
+    assert probes.predict_motion(clip.frames) == "turn_around"
+
+
+def test_shipped_card_reports_heldout_accuracy_and_corruptions():
+    card = json.loads((default_probe_dir() / "probes.json").read_text())
+    report = card["heldout_frame_accuracy"]
+    assert {"clean", "blur", "noise", "colour_jitter"} <= set(report)
+    assert min(report["clean"][k] for k in MEETS_TARGET) >= TARGET
+    assert all(report["clean"][k] >= f for k, f in BELOW_TARGET_FLOOR.items())
+    size = sum(p.stat().st_size for p in default_probe_dir().glob("*.safetensors"))
+    assert size <= 3 * 1024 * 1024
+
+
+def test_missing_probe_folder_is_a_clear_error(tmp_path):
+    with pytest.raises(WildActorError, match="train-probes"):
+        load_probes(tmp_path)
+    bad = np.zeros((2, 5, 5), np.uint8)
+    with pytest.raises(WildActorError):
+        load_probes().predict_attributes(bad)
