@@ -159,6 +159,7 @@ def main() -> None:
     make_inputs(folder, args.clips)
     report = {
         "machine": machine_info(threads=1),
+        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],  # a shared machine is noisy
         "inputs": f"{args.clips} astronaut clips, 2 s, 192x192, 8 fps",
     }
     report["stages"] = stage_throughput(folder, out)
