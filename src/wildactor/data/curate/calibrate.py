@@ -70,6 +70,14 @@ def lfw_faces() -> list[np.ndarray]:
 
 def calibrate_dlib(dlib_distance: float = 0.6) -> dict:
     """Threshold and its measured pass rates (see module docstring)."""
+    try:
+        import skimage  # noqa: F401  (its data folder holds the faces)
+    except ImportError:
+        from wildactor.errors import WildActorError
+
+        raise WildActorError(
+            "calibration needs scikit-image (its bundled faces): pip install scikit-image"
+        ) from None
     pos, neg = _descriptors(astronaut_variants()), _descriptors(lfw_faces())
     norm = float(np.median(np.linalg.norm(np.concatenate([pos, neg]), axis=1)))
     thr = 1.0 - dlib_distance**2 / (2.0 * norm**2)
