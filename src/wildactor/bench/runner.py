@@ -95,9 +95,9 @@ class Scorer:
         self.face = build_face_backend(cfg.face)
         self.probes = None
         if actorworld:
-            from wildactor.bench.metrics.actorworld import build_probe_backend
+            from wildactor.bench.metrics.actorworld import build_probe_backend, memoized_probes
 
-            self.probes = build_probe_backend(cfg.probes)
+            self.probes = memoized_probes(build_probe_backend(cfg.probes))
         self.clip = None
         if cfg.clip is not None:
             from wildactor.bench.metrics.semantic import build_clip_backend

@@ -28,3 +28,33 @@ def chance_attribute_agreement() -> float:
     from wildactor.world.actors import ATTRIBUTES
 
     return sum(1.0 / len(v) for v in ATTRIBUTES.values()) / len(ATTRIBUTES)
+
+
+class _MemoFrameProbe:
+    """Calls the frame probe once per distinct input batch: body consistency, pose spread and scene all read
+    the same sampled frames of a clip, so one forward pass serves them."""
+
+    def __init__(self, module: Any) -> None:
+        self.module = module
+        self.heads = module.heads
+        self._key: bytes | None = None
+        self._out: Any = None
+
+    def __call__(self, x: Any) -> Any:
+        import hashlib
+
+        key = hashlib.blake2b(x.detach().cpu().numpy().tobytes(), digest_size=16).digest() + bytes(
+            str(tuple(x.shape)), "ascii"
+        )
+        if key != self._key:
+            self._key, self._out = key, self.module(x)
+        return self._out
+
+
+def memoized_probes(probes: Any) -> Any:
+    """The same probes, with the frame probe's last forward pass reused for an identical input."""
+    if isinstance(probes, BackendUnavailable):
+        return probes
+    from dataclasses import replace
+
+    return replace(probes, frame=_MemoFrameProbe(probes.frame))

@@ -87,7 +87,7 @@ def best_aligned_ssim(frame_gray: np.ndarray, crop_rgb: np.ndarray) -> float:
 
 
 def copy_paste(
-    frames: np.ndarray, references: list[RefImage], num_samples: int = 16, short_side: int = 128
+    frames: np.ndarray, references: list[RefImage], num_samples: int = 8, short_side: int = 128
 ) -> MetricResult:
     """Copy-paste score of a clip (T, H, W, 3) against its references, in [0, 1] (higher = more pasted)."""
     import cv2
