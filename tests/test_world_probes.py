@@ -24,10 +24,10 @@ from wildactor.world.scenes import Scene
 
 TARGET = 0.97
 # The shipped probes reach the target on held-out actors for these attributes (probes.json, 3,000 frames)...
-MEETS_TARGET = ("hair_colour", "top_colour", "bottom_colour", "shoe_colour", "height")
-# ...and not for these (measured 0.93-0.97): here the test guards a floor against regressions, it does not
+MEETS_TARGET = ("skin_tone", "hair_colour", "top_colour", "bottom_colour", "shoe_colour", "height")
+# ...and not for these (measured 0.94-0.96): here the test guards a floor against regressions, it does not
 # claim the target. The print is judged on front views only (it is invisible from behind).
-BELOW_TARGET_FLOOR = {"skin_tone": 0.94, "hair_style": 0.93, "top_graphic": 0.90, "build": 0.90}
+BELOW_TARGET_FLOOR = {"hair_style": 0.93, "top_graphic": 0.90, "build": 0.90}
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +45,6 @@ def test_heldout_actor_ranges_do_not_overlap():
 def test_attribute_probe_reaches_target_on_fresh_heldout_renders(probes):
     frames, targets = render_probe_frames(900, seed=20_261_123, actor_range=HELDOUT_ACTORS)
     acc = evaluate_frame_probe(probes.frame, frames, targets)
-    print(acc)
     assert set(MEETS_TARGET) | set(BELOW_TARGET_FLOOR) == set(ATTRIBUTES)
     for name in MEETS_TARGET:
         assert acc[name] >= TARGET, (name, acc)
