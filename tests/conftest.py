@@ -21,23 +21,9 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip_gpu)
 
 
-TINY_TRANSFORMER = dict(
-    patch_size=(1, 2, 2),
-    num_attention_heads=2,
-    attention_head_dim=12,
-    in_channels=4,
-    out_channels=4,
-    text_dim=16,
-    freq_dim=16,
-    ffn_dim=32,
-    num_layers=2,
-    cross_attn_norm=True,
-    qk_norm="rms_norm_across_heads",
-    rope_max_seq_len=32,
-)
-
-
 @pytest.fixture
 def tiny_transformer_config() -> dict:
-    """The base Wan arguments of a tiny random transformer (2 layers, 2 heads of 12)."""
-    return dict(TINY_TRANSFORMER)
+    """The base Wan arguments of a tiny random transformer (2 layers, 2 heads of 12), without the LoRA rank."""
+    from wildactor.default_model import TINY_TRANSFORMER_CONFIG
+
+    return {k: v for k, v in TINY_TRANSFORMER_CONFIG.items() if k != "lora_rank"}
