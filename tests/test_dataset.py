@@ -127,3 +127,12 @@ def test_latent_cache_matches_encoding_on_the_fly(toy, tmp_path):
     # a cache is tied to its settings
     with pytest.raises(WildActorError, match="other settings"):
         build_latent_cache(manifest, records, enc, tmp_path / "cache", SPEC, "mean-pool", show_progress=False)
+
+
+def test_transparent_reference_pixels_become_white_as_at_sampling(tmp_path):
+    rgba = np.zeros((8, 8, 4), dtype=np.uint8)  # black under full transparency...
+    rgba[2:6, 2:6] = (200, 30, 30, 255)  # ...around an opaque red square
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "cutout.png")
+    ref = load_reference(tmp_path / "cutout.png", 8, 8)
+    assert torch.equal(ref[:, 0, 0], torch.ones(3))  # transparent -> white, not black
+    assert torch.allclose(ref[:, 4, 4], torch.tensor([200, 30, 30]) / 127.5 - 1.0)

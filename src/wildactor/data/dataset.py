@@ -109,19 +109,14 @@ def resize_center_crop(frames: torch.Tensor, height: int, width: int) -> torch.T
 
 
 def load_reference(path: Path, height: int, width: int) -> torch.Tensor:
-    """An image fitted inside (height, width), padded with white: (3, height, width) in [-1, 1]."""
-    from PIL import Image
+    """An image fitted inside (height, width), padded with white: (3, height, width) in [-1, 1].
 
-    try:
-        with Image.open(path) as im:
-            im = im.convert("RGB")
-            scale = min(height / im.height, width / im.width)
-            size = (max(1, round(im.width * scale)), max(1, round(im.height * scale)))
-            im = im.resize(size, Image.Resampling.BICUBIC)
-            canvas = Image.new("RGB", (width, height), (255, 255, 255))
-            canvas.paste(im, ((width - size[0]) // 2, (height - size[1]) // 2))
-    except (OSError, ValueError) as exc:
-        raise WildActorError(f"cannot read reference image {path}: {exc}") from exc
+    The pipeline's own loader and fit, so training sees references exactly as sampling does (RGBA on white,
+    grey and 16-bit converted).
+    """
+    from wildactor.media import fit_and_pad, load_image
+
+    canvas = fit_and_pad(load_image(path), width, height)
     x = torch.from_numpy(np.asarray(canvas).copy()).permute(2, 0, 1).float()  # (3, H, W)
     return x / 127.5 - 1.0
 
