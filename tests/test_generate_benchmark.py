@@ -48,4 +48,7 @@ def test_5b_estimate_grows_with_reference_tokens_and_shrinks_with_half_size_refe
     assert est["480p"]["video_tokens"] == 21 * 15 * 26
     assert est["720p"]["video_tokens"] == 31 * 22 * 40
     for row in est.values():
-        assert 1.0 < row["macs_ratio_3_refs_half_size"] < row["macs_ratio_3_refs_video_size"] < 1.1
+        half, full = row["macs_ratio_3_refs_half_size"], row["macs_ratio_3_refs_video_size"]
+        assert half > 1.0  # references always add work
+        assert half < full  # half-size references add less than video-size ones
+        assert full < 1.1
