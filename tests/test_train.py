@@ -309,3 +309,28 @@ def test_training_from_a_pretrained_diffusers_folder(tmp_path):
     assert second.losses == first.losses  # same weights, data and noise, whether inline or loaded
     state = json.loads((second.checkpoint / "trainer_state.json").read_text())
     assert state["base_model"] == str(folder)
+
+
+def test_set_overrides_dotted_keys_before_validation(tmp_path):
+    cfg = TrainConfig.from_yaml(
+        CONFIG, ["sampler.kind=random", "model.overrides.attention_mode=full", "schedule.max_steps=7"]
+    )
+    assert cfg.sampler.kind == "random" and cfg.schedule.max_steps == 7
+    assert cfg.model.overrides["attention_mode"] == "full"
+    with pytest.raises(WildActorError, match="unknown sampler"):
+        TrainConfig.from_yaml(CONFIG, ["sampler.kind=greedy"])
+    with pytest.raises(WildActorError, match="dotted.key=value"):
+        TrainConfig.from_yaml(CONFIG, ["sampler.kind"])
+    with pytest.raises(WildActorError, match="is not a section"):
+        TrainConfig.from_yaml(CONFIG, ["seed.x=1"])
+
+
+def test_actorworld_config_builds_with_its_fitted_pixel_vae(tmp_path, monkeypatch):
+    root = CONFIG.parents[1]
+    monkeypatch.chdir(root)  # the config names the VAE folder relative to the repository
+    cfg = TrainConfig.from_yaml(root / "configs" / "actorworld-tiny.yaml")
+    transformer, encoder, encoder_id = build_models(cfg, tmp_path)
+    assert encoder.vae.config.latent_channels == 20 == transformer.config.in_channels
+    assert "diffusion_pytorch_model.safetensors" in encoder_id  # the fitted basis is part of the cache key
+    frames = torch.rand(1, 3, 1, 64, 64) * 2 - 1
+    assert encoder.encode_video(frames).shape == (1, 20, 1, 16, 16)

@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import hashlib
 import json
 import math
 import os
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -246,7 +247,9 @@ class TrainConfig:
         return cls(**kwargs)
 
     @classmethod
-    def from_yaml(cls, path: str | os.PathLike[str]) -> TrainConfig:
+    def from_yaml(cls, path: str | os.PathLike[str], overrides: Sequence[str] = ()) -> TrainConfig:
+        """Load a YAML config; ``overrides`` are ``dotted.key=value`` strings (value parsed as YAML), e.g.
+        ``sampler.kind=random`` or ``model.overrides.attention_mode=full``, applied before validation."""
         import yaml
 
         path = Path(path)
@@ -254,6 +257,18 @@ class TrainConfig:
             raise WildActorError(f"config not found: {path}")
         try:
             data = yaml.safe_load(path.read_text()) or {}
+            for item in overrides:
+                key, sep, raw = item.partition("=")
+                if not sep or not key or any(not part for part in key.split(".")):
+                    raise ValueError(f"override {item!r} is not of the form dotted.key=value")
+                *parents, leaf = key.split(".")
+                node = data
+                for part in parents:
+                    child = node.setdefault(part, {})
+                    if not isinstance(child, dict):
+                        raise ValueError(f"override {item!r}: {part!r} is not a section")
+                    node = child
+                node[leaf] = yaml.safe_load(raw)
             return cls.from_dict(data)
         except (ValueError, TypeError, yaml.YAMLError) as exc:
             raise WildActorError(f"{path}: {exc}") from None
@@ -384,7 +399,22 @@ def build_models(cfg: TrainConfig, output_dir: Path):
         torch.manual_seed(cfg.seed)
         transformer = WildActorTransformer3DModel(**{**m.transformer, **m.overrides})
         vae_kwargs = {k: v for k, v in m.vae.items() if k != "kind"}
-        if m.vae.get("kind", "wan") == "pixel":
+        vae_id: dict[str, str] = {}
+        if m.vae.get("kind", "wan") == "pixel" and "pretrained" in vae_kwargs:
+            from wildactor.model.pixel_vae import PixelShuffleVAE
+
+            folder = Path(vae_kwargs.pop("pretrained"))  # a fitted projection (`wildactor world fit-vae`)
+            if vae_kwargs:
+                raise WildActorError(f"model.vae: `pretrained` takes no other keys, got {sorted(vae_kwargs)}")
+            if not (folder / "config.json").is_file():
+                raise WildActorError(f"model.vae.pretrained: {folder} holds no config.json")
+            vae = PixelShuffleVAE.from_pretrained(folder)
+            vae_id = {
+                f.name: hashlib.sha256(f.read_bytes()).hexdigest()
+                for f in sorted(folder.iterdir())
+                if f.is_file()
+            }
+        elif m.vae.get("kind", "wan") == "pixel":
             from wildactor.model.pixel_vae import PixelShuffleVAE
 
             vae = PixelShuffleVAE(**vae_kwargs)
@@ -395,7 +425,8 @@ def build_models(cfg: TrainConfig, output_dir: Path):
         text_encoder = UMT5EncoderModel(UMT5Config(**m.text_encoder))
         tokenizer = ByT5Tokenizer()
         encoder_id = "inline:" + json.dumps(
-            [m.transformer, m.vae, m.text_encoder, m.overrides, cfg.seed], sort_keys=True
+            [m.transformer, m.vae, m.text_encoder, m.overrides, cfg.seed] + ([vae_id] if vae_id else []),
+            sort_keys=True,
         )
     _check_compatible(cfg, transformer, vae, text_encoder)
     encoder = VAETextEncoder(vae, text_encoder, tokenizer, max_text_length=m.max_text_length)
@@ -890,12 +921,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--max-steps", type=int, default=None, help="override schedule.max_steps")
     parser.add_argument("--output-dir", default=None, help="override output_dir")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config value, e.g. --set sampler.kind=random (repeatable; VALUE is YAML)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--cpu", action="store_true", help="run on the CPU even where CUDA is available")
 
 
 def main(args: argparse.Namespace) -> int:
-    cfg = TrainConfig.from_yaml(args.config)
+    cfg = TrainConfig.from_yaml(args.config, args.set)
     if args.max_steps is not None and args.max_steps < 1:
         raise WildActorError("--max-steps must be >= 1")
     result = train(cfg, resume=args.resume, max_steps=args.max_steps, output_dir=args.output_dir,

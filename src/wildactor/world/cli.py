@@ -1,4 +1,4 @@
-"""`wildactor world make | train-probes | eval-probes | render`."""
+"""`wildactor world make | train-probes | eval-probes | render | fit-vae`."""
 
 from __future__ import annotations
 
@@ -70,6 +70,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     rd.add_argument("--size", type=int, default=256)
     rd.add_argument("--seed", type=int, default=0)
     rd.add_argument("--out", type=Path, required=True, help=".png (frame) or .mp4 (clip)")
+
+    fv = sub.add_parser(
+        "fit-vae", help="fit the projected pixel VAE (PCA of pixel blocks) on a world's clips and references"
+    )
+    fv.add_argument("--data", type=Path, required=True, help="folder written by `world make`")
+    fv.add_argument("--latent-channels", type=int, default=20)
+    fv.add_argument("--scale", type=int, default=4, help="pixel block size (spatial factor)")
+    fv.add_argument("--every", type=int, default=8, help="use every k-th training clip and its references")
+    fv.add_argument("--out", type=Path, required=True, help="diffusers folder to write (config + weights)")
 
 
 def _cmd_make(args: argparse.Namespace) -> int:
@@ -207,8 +216,45 @@ def _cmd_render(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_fit_vae(args: argparse.Namespace) -> int:
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    from wildactor.media import read_mp4
+    from wildactor.model.pixel_vae import PixelShuffleVAE
+
+    manifest = args.data / "manifest_train.jsonl"
+    if not manifest.is_file():
+        raise WildActorError(f"{manifest} not found: run `wildactor world make --out {args.data}` first")
+    if args.every < 1:
+        raise WildActorError("--every must be >= 1")
+    records = [json.loads(line) for line in manifest.read_text().splitlines() if line.strip()][:: args.every]
+
+    def to_video(frames: np.ndarray) -> torch.Tensor:  # (T, H, W, 3) uint8 -> (3, T, H, W) in [-1, 1]
+        return torch.from_numpy(np.array(frames)).permute(3, 0, 1, 2).float() / 127.5 - 1.0
+
+    def videos():
+        for rec in records:
+            yield to_video(read_mp4(args.data / rec["video"]))
+            for ref in rec["refs"]:
+                image = np.asarray(Image.open(args.data / ref["path"]).convert("RGB"))
+                yield to_video(image[None])
+
+    try:
+        vae, explained = PixelShuffleVAE.fit_pca(videos(), args.latent_channels, args.scale)
+    except ValueError as exc:
+        raise WildActorError(str(exc)) from None
+    vae.save_pretrained(args.out)
+    print(f"fitted on {len(records)} clips and their references: {args.latent_channels} channels keep "
+          f"{100 * explained[-1].item():.3f} % of the block variance")  # fmt: skip
+    print(f"wrote {args.out}")
+    return 0
+
+
 def main(args: argparse.Namespace) -> int:
     commands = {
+        "fit-vae": _cmd_fit_vae,
         "make": _cmd_make,
         "train-probes": _cmd_train_probes,
         "eval-probes": _cmd_eval_probes,
