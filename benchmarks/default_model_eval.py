@@ -4,9 +4,13 @@ For each actor (ids from the probes' held-out range, never in the model's traini
 3-shot storyline with the actor's example references (1 face + front and back body views), and the same prompts
 and seeds with no references; the "pasted" baseline repeats the body reference in every frame. The probes judge
 body consistency (share of identity attributes read back equal to the actor's) per clip; scores are averaged
-per actor and reported with a 95 % bootstrap CI over actors.
+per actor and reported with a 95 % bootstrap CI over actors, overall and by the viewpoint the probes read in each
+frame (front / side / back: the Table 3 split).
 
-    python benchmarks/default_model_eval.py --actors 12 --out benchmarks/results/default_model_actorworld.json
+    python benchmarks/default_model_eval.py --actors 24 --out benchmarks/results/default_model_actorworld.json
+
+Any folder written by `export_default_model` can be judged the same way (``--model``): the ablation runs are
+(`benchmarks/ablations.py` compares them).
 """
 
 from __future__ import annotations
@@ -31,7 +35,13 @@ from wildactor.pipeline import Reference, WildActorPipeline
 from wildactor.world import Actor
 from wildactor.world.actors import attribute_fields
 
+VIEWS = ("front", "side", "back")
 FIRST_ACTOR = 300_000  # the probes' held-out range starts here; the model trained on ids < 400
+
+
+def _frame_views(judged) -> list[str]:
+    """The view the probes read in each judged frame, in ``per_frame`` order."""
+    return judged.extra["frame_views"]
 
 
 def main() -> None:
@@ -60,17 +70,20 @@ def main() -> None:
             example = write_example_actor(Path(tmp) / str(index), index)
             refs = [Reference(Path(tmp) / str(index) / r["path"], r["region"]) for r in example["references"]]
             ref_images = [RefImage(np.asarray(r.load()), r.region) for r in refs]
-            scores = {}
+            scores: dict = {}
             for name, conditioning in (("wildactor", refs), ("no_reference", [])):
                 out = pipe(
                     prompts=example["prompts"], references=conditioning, height=size[1], width=size[0],
                     num_frames=frames, num_inference_steps=steps, guidance_scale=defaults["guidance_scale"],
                     seed=k,
                 )  # fmt: skip
-                clip_scores = [
-                    body_consistency_actorworld(np.asarray(f), truth, probes).value for f in out.frames
-                ]
-                scores[name] = float(np.mean(clip_scores))
+                judged = [body_consistency_actorworld(np.asarray(f), truth, probes) for f in out.frames]
+                scores[name] = float(np.mean([j.value for j in judged]))
+                pooled: dict[str, list[float]] = {v: [] for v in VIEWS}  # frames of all shots, by read view
+                for j in judged:
+                    for score, view in zip(j.per_frame, _frame_views(j)):
+                        pooled.setdefault(view, []).append(score)
+                scores[f"{name}_by_view"] = {v: (float(np.mean(x)) if x else None) for v, x in pooled.items()}
             pasted = pasted_video(ref_images, frames, size[1], size[0])
             scores["pasted"] = body_consistency_actorworld(pasted, truth, probes).value
             rows.append({"actor_id": actor.actor_id, **scores})
@@ -81,9 +94,20 @@ def main() -> None:
         summary[name] = {"mean": float(np.mean(values)), "ci95": bootstrap_ci(values)}
     diffs = [r["wildactor"] - r["no_reference"] for r in rows]
     summary["wildactor_minus_no_reference"] = {"mean": float(np.mean(diffs)), "ci95": bootstrap_ci(diffs)}
+    for name in ("wildactor", "no_reference"):
+        summary[f"{name}_by_view"] = {}
+        for view in VIEWS:
+            values = [r[f"{name}_by_view"].get(view) for r in rows]
+            values = [v for v in values if v is not None]
+            summary[f"{name}_by_view"][view] = {
+                "mean": float(np.mean(values)) if values else None,
+                "ci95": bootstrap_ci(values),
+                "actors": len(values),
+            }
     result = {
         "benchmark": "default_model_actorworld",
-        "command": f"python benchmarks/default_model_eval.py --actors {args.actors} --threads {args.threads}",
+        "command": f"python benchmarks/default_model_eval.py --model {args.model} --actors {args.actors} "
+        f"--threads {args.threads}",
         "machine": machine_info(args.threads),
         "model": str(args.model),
         "settings": {

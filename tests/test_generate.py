@@ -87,7 +87,12 @@ def test_generate_writes_decodable_mp4s_sheet_and_settings(model_dir, ref_files,
     assert "wrote" in stdout
 
 
-def test_bare_command_uses_the_labelled_tiny_default_its_example_actor_and_narrative(tmp_path, capsys):
+def test_without_a_shipped_model_the_bare_command_uses_the_labelled_tiny_default(
+    tmp_path, capsys, monkeypatch
+):
+    import wildactor.default_model
+
+    monkeypatch.setattr(wildactor.default_model, "DEFAULT_MODEL_DIR", tmp_path / "not-shipped")
     out = tmp_path / "out"
     code, stdout, _ = run(["-o", str(out), *FAST], capsys)
     assert code == 0

@@ -46,7 +46,11 @@ def body_consistency_actorworld(
         per_frame.append(score)
         per_view.setdefault(view["view"], []).append(score)
     by_view = {v: (float(np.mean(s)) if s else None) for v, s in per_view.items()}
-    extra = {"frames_per_view": {v: len(s) for v, s in per_view.items()}, "wrong_attribute_counts": wrong}
+    extra = {
+        "frames_per_view": {v: len(s) for v, s in per_view.items()},
+        "frame_views": [view["view"] for view in views],
+        "wrong_attribute_counts": wrong,
+    }
     return MetricResult(
         NAME, backend, value=float(np.mean(per_frame)), per_frame=per_frame, by_view=by_view, extra=extra
     )
