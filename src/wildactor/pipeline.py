@@ -384,7 +384,7 @@ class WildActorPipeline(DiffusionPipeline):
             module.eval().requires_grad_(False)
             if device is not None:
                 module.to(device)
-            _own_cpu_storage(module)
+            own_cpu_storage(module)
         if max_sequence_length is None:
             index = root / "model_index.json"
             saved = json.loads(index.read_text()).get("max_sequence_length") if index.is_file() else None
@@ -461,7 +461,7 @@ def _load_scheduler(folder: Path):
     return getattr(diffusers, name).from_pretrained(folder)
 
 
-def _own_cpu_storage(module: torch.nn.Module) -> None:
+def own_cpu_storage(module: torch.nn.Module) -> None:
     """Copy CPU tensors that still point into a loaded file into fresh, aligned memory.
 
     Weights read from safetensors can sit at unaligned addresses, which sends CPU kernels down other SIMD

@@ -388,11 +388,10 @@ def build_models(cfg: TrainConfig, output_dir: Path):
         vae = load_vae(root / "vae")
         text_encoder, tokenizer = load_text_side(root)
         encoder_id = f"pretrained:{root.resolve()}"
-        with torch.no_grad():  # weights mapped from safetensors can sit unaligned: CPU kernels then take
-            for module in (transformer, vae, text_encoder):  # other SIMD paths (last-bit different results)
-                for tensor in list(module.parameters()) + list(module.buffers()):
-                    if tensor.device.type == "cpu":
-                        tensor.data = tensor.data.clone()
+        from wildactor.pipeline import own_cpu_storage
+
+        for module in (transformer, vae, text_encoder):  # bitwise-stable CPU results after a load
+            own_cpu_storage(module)
     else:
         from transformers import ByT5Tokenizer, UMT5Config, UMT5EncoderModel
 
