@@ -49,6 +49,10 @@ def main() -> None:
     parser.add_argument("--model", type=Path, default=DEFAULT_MODEL_DIR)
     parser.add_argument("--actors", type=int, default=12)
     parser.add_argument("--steps", type=int, default=None, help="default: the model's generate_defaults.json")
+    parser.add_argument("--guidance-scale", type=float, default=None, help="default: the model's")
+    parser.add_argument(
+        "--reference-guidance-scale", type=float, default=None, help="default: the model's (if any)"
+    )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
@@ -57,6 +61,10 @@ def main() -> None:
     defaults = json.loads((args.model / "generate_defaults.json").read_text())
     steps = args.steps or defaults["steps"]
     size, frames = defaults["size"], defaults["frames"]
+    guidance = args.guidance_scale if args.guidance_scale is not None else defaults["guidance_scale"]
+    ref_guidance = args.reference_guidance_scale
+    if ref_guidance is None:
+        ref_guidance = defaults.get("reference_guidance_scale")
     pipe = WildActorPipeline.from_pretrained(args.model)
     pipe.set_progress_bar_config(disable=True)
     probes = build_probe_backend()
@@ -74,8 +82,8 @@ def main() -> None:
             for name, conditioning in (("wildactor", refs), ("no_reference", [])):
                 out = pipe(
                     prompts=example["prompts"], references=conditioning, height=size[1], width=size[0],
-                    num_frames=frames, num_inference_steps=steps, guidance_scale=defaults["guidance_scale"],
-                    seed=k,
+                    num_frames=frames, num_inference_steps=steps, guidance_scale=guidance,
+                    reference_guidance_scale=ref_guidance, seed=k,
                 )  # fmt: skip
                 judged = [body_consistency_actorworld(np.asarray(f), truth, probes) for f in out.frames]
                 scores[name] = float(np.mean([j.value for j in judged]))
@@ -107,14 +115,21 @@ def main() -> None:
     result = {
         "benchmark": "default_model_actorworld",
         "command": f"python benchmarks/default_model_eval.py --model {args.model} --actors {args.actors} "
-        f"--threads {args.threads}",
+        f"--threads {args.threads}"
+        + (f" --guidance-scale {args.guidance_scale}" if args.guidance_scale is not None else "")
+        + (
+            f" --reference-guidance-scale {args.reference_guidance_scale}"
+            if args.reference_guidance_scale
+            else ""
+        ),
         "machine": machine_info(args.threads),
         "model": str(args.model),
         "settings": {
             "steps": steps,
             "size": size,
             "frames": frames,
-            "guidance_scale": defaults["guidance_scale"],
+            "guidance_scale": guidance,
+            "reference_guidance_scale": ref_guidance,
         },
         "chance_body_consistency": chance_attribute_agreement(),
         "seconds": round(time.perf_counter() - start, 1),

@@ -55,7 +55,7 @@ def test_bare_generate_makes_the_example_actor_recognisably_better_than_no_refer
     bare = pipe(
         prompts=settings["prompts"], references=[], height=defaults["size"][1], width=defaults["size"][0],
         num_frames=defaults["frames"], num_inference_steps=defaults["steps"],
-        guidance_scale=defaults["guidance_scale"], seed=settings["seed"],
+        guidance_scale=settings["guidance_scale"], seed=settings["seed"],
         max_sequence_length=settings["max_sequence_length"],
     )  # fmt: skip
     baseline = []

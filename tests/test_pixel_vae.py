@@ -42,7 +42,9 @@ def test_pca_projection_keeps_the_principal_blocks_and_round_trips(tmp_path):
     torch.testing.assert_close(std, torch.tensor(vae.config.latents_std), atol=1e-3, rtol=1e-3)
     lossy, explained2 = PixelShuffleVAE.fit_pca(videos, latent_channels=2, scale_factor_spatial=2)
     assert explained2[-1].item() < 0.999
-    err = (lossy.decode(lossy.encode(videos[0][None]).latent_dist.mode()).sample - videos[0][None]).abs().max()
+    err = (
+        (lossy.decode(lossy.encode(videos[0][None]).latent_dist.mode()).sample - videos[0][None]).abs().max()
+    )
     assert err > 1e-2
     vae.save_pretrained(tmp_path)  # the basis and block mean are weights: they survive save / load
     again = PixelShuffleVAE.from_pretrained(tmp_path)

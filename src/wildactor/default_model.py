@@ -5,7 +5,8 @@ If ``src/wildactor/assets/default_model/`` exists it is loaded as a folder writt
 actor lives in ``default_model/example_actor/references.json`` (``{"references": [{"path": "face.png",
 "region": "face"}, ...], "prompts": ["...", ...]}``, paths relative to that file; the prompts, a short
 narrative, are used when the user gives none) and its preferred settings, if any, in
-``default_model/generate_defaults.json`` (keys: steps, size, frames, fps, guidance_scale).
+``default_model/generate_defaults.json`` (keys: steps, size, frames, fps, guidance_scale, and optionally
+reference_guidance_scale).
 
 Until that folder ships, the default is a TINY RANDOM model: untrained weights, useful only to exercise the
 command path, and labelled as such in everything it writes.

@@ -56,7 +56,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fps", type=int, help="frame rate of the MP4s (default 24 with --model)")
     parser.add_argument("--guidance-scale", type=float, help="text classifier-free guidance (default 5.0)")
     parser.add_argument(
-        "--reference-guidance-scale", type=float, help="optional extra guidance towards the references"
+        "--reference-guidance-scale",
+        type=float,
+        help="extra guidance towards the references (default: none, or the embedded model's)",
     )
     parser.add_argument("--negative-prompt", default="", help="negative prompt (default empty)")
     parser.add_argument(
@@ -139,6 +141,9 @@ def main(args: argparse.Namespace) -> int:
     steps = args.steps if args.steps is not None else int(defaults["steps"])
     fps = args.fps if args.fps is not None else int(defaults["fps"])
     guidance = args.guidance_scale if args.guidance_scale is not None else float(defaults["guidance_scale"])
+    ref_guidance = args.reference_guidance_scale
+    if ref_guidance is None and defaults.get("reference_guidance_scale") is not None:
+        ref_guidance = float(defaults["reference_guidance_scale"])
     if steps < 1:
         raise WildActorError(f"--steps must be >= 1, got {steps}")
     if fps < 1:
@@ -185,7 +190,7 @@ def main(args: argparse.Namespace) -> int:
         "frames": num_frames,
         "fps": fps,
         "guidance_scale": guidance,
-        "reference_guidance_scale": args.reference_guidance_scale,
+        "reference_guidance_scale": ref_guidance,
         "max_sequence_length": text_length,
         "reference_size": list(ref_size or (width, height)),
         "scheduler": {"class": type(pipe.scheduler).__name__, **_scheduler_shift(pipe.scheduler)},
@@ -222,7 +227,7 @@ def main(args: argparse.Namespace) -> int:
             num_frames=num_frames,
             num_inference_steps=steps,
             guidance_scale=guidance,
-            reference_guidance_scale=args.reference_guidance_scale,
+            reference_guidance_scale=ref_guidance,
             reference_size=ref_size,
             negative_prompt=args.negative_prompt,
             seed=[args.seed + i for i in todo],
