@@ -211,6 +211,7 @@ def test_a_shipped_default_model_folder_is_loaded_with_its_example_actor_and_set
     refs = {"references": [{"path": "face.png", "region": "face"}]}
     (shipped / "example_actor" / "references.json").write_text(json.dumps(refs))
     defaults = {"steps": 2, "size": [64, 32], "frames": 5, "fps": 6, "guidance_scale": 3.0}
+    defaults["reference_guidance_scale"] = 1.5
     (shipped / "generate_defaults.json").write_text(json.dumps(defaults))
     monkeypatch.setattr(wildactor.default_model, "DEFAULT_MODEL_DIR", shipped)
     out = tmp_path / "out"
@@ -224,4 +225,5 @@ def test_a_shipped_default_model_folder_is_loaded_with_its_example_actor_and_set
     assert (gen["width"], gen["height"], gen["frames"], gen["steps"], gen["fps"], gen["guidance_scale"]) == (
         64, 32, 5, 2, 6, 3.0,
     )  # fmt: skip
+    assert gen["reference_guidance_scale"] == 1.5
     assert read_mp4(out / "shot_01.mp4").shape == (5, 32, 64, 3)

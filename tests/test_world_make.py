@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from wildactor.cli import main as cli_main
 from wildactor.data.schema import load_manifest, read_manifest, view_bin
@@ -168,3 +169,29 @@ def test_prompts_follow_the_labels():
     assert len(story.prompts) == 3 and len({s.scene.kind for s in story.shots}) == 3
     assert "blonde" in story.prompts[0] and story.prompts[1].startswith("Then the same person")
     assert render_clip(story.shots[0]).frames.shape[0] == story.shots[0].num_frames
+
+
+def test_fit_vae_needs_a_world_folder(tmp_path, capsys):
+    from wildactor.cli import main
+
+    assert main(["world", "fit-vae", "--data", str(tmp_path), "--out", str(tmp_path / "vae")]) == 2
+    assert "world make" in capsys.readouterr().err
+
+
+def test_fit_vae_on_a_world_writes_a_loadable_projected_vae(world, tmp_path, capsys):
+    from wildactor.cli import main
+    from wildactor.media import read_mp4
+    from wildactor.model.pixel_vae import PixelShuffleVAE
+
+    out, _ = world
+    code = main(["world", "fit-vae", "--data", str(out), "--latent-channels", "20", "--every", "1",
+                 "--out", str(tmp_path / "vae")])  # fmt: skip
+    assert code == 0 and "of the block variance" in capsys.readouterr().out
+    vae = PixelShuffleVAE.from_pretrained(tmp_path / "vae")
+    assert vae.config.z_dim == 20 and len(vae.config.latents_std) == 20
+    first = json.loads((out / "manifest_train.jsonl").read_text().splitlines()[0])
+    video = (
+        torch.from_numpy(read_mp4(out / first["video"]).copy()).permute(3, 0, 1, 2)[None].float() / 127.5 - 1
+    )
+    back = vae.decode(vae.encode(video).latent_dist.mode()).sample
+    assert (back - video).pow(2).mean() < 0.05 * video.var()  # a 20-of-48 projection keeps the clip
