@@ -114,11 +114,9 @@ def main() -> None:
     summary = {}
     for key in next(iter(means.values())):
         values = [m[key] for m in means.values()]
-        summary[key] = {
-            "mean": float(np.mean(values)),
-            "ci95": bootstrap_ci(values),
-            "actors_positive": int(sum(v > 0 for v in values)),
-        }
+        summary[key] = {"mean": float(np.mean(values)), "ci95": bootstrap_ci(values)}
+        if "gain" in key:
+            summary[key]["actors_positive"] = int(sum(v > 0 for v in values))
     result = {
         "benchmark": "reference_use",
         "command": f"python benchmarks/reference_use.py --model {args.model} --data {args.data} "
@@ -133,9 +131,8 @@ def main() -> None:
     }
     for key, s in summary.items():
         lo, hi = s["ci95"]
-        print(
-            f"{key:24s} {s['mean']:+.4f} [{lo:+.4f}, {hi:+.4f}]  positive for {s['actors_positive']}/{len(actors)}"
-        )
+        positive = f"  positive for {s['actors_positive']}/{len(actors)}" if "actors_positive" in s else ""
+        print(f"{key:24s} {s['mean']:+.4f} [{lo:+.4f}, {hi:+.4f}]{positive}")
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(result, indent=2) + "\n")
