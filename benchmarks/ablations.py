@@ -5,6 +5,9 @@ actors, prompts and seeds). For every variant: body consistency with references 
 actors), by read viewpoint (front / side / back), and the paired difference to the reference variant (the
 first one given), also with a bootstrap CI over actors.
 
+Inputs written by `benchmarks/reference_use.py` are compared on its identity gain at each noise level instead
+(same held-out clips and noise for every variant; paired differences over actors).
+
     python benchmarks/ablations.py --table table4 \\
         "AIPA + I-RoPE=benchmarks/results/ablation_main.json" \\
         "full attention=benchmarks/results/ablation_full.json" \\
@@ -34,6 +37,41 @@ def _fmt(mean: float | None, ci: tuple[float, float] | None) -> str:
 def _mean_ci(values: list[float | None]) -> dict:
     kept = [v for v in values if v is not None]
     return {"mean": float(np.mean(kept)) if kept else None, "ci95": bootstrap_ci(kept), "actors": len(kept)}
+
+
+def compare_reference_use(variants: dict[str, dict]) -> dict:
+    """{name: reference_use JSON} -> identity gain per noise level, and paired differences to the first."""
+    names = list(variants)
+    base = variants[names[0]]["per_actor"]
+    keys = [k for k in next(iter(base.values())) if k.startswith("identity_gain@")]
+    table = {}
+    for name in names:
+        rows = variants[name]["per_actor"]
+        if set(rows) != set(base):
+            raise SystemExit(f"{name}: judged other actors than {names[0]} (use the same --clips)")
+        entry = {"model": variants[name]["model"]}
+        for key in keys:
+            entry[key] = _mean_ci([rows[a][key] for a in rows])
+            if name != names[0]:
+                entry[f"{key} minus {names[0]}"] = _mean_ci([rows[a][key] - base[a][key] for a in rows])
+        table[name] = entry
+    return table
+
+
+def markdown_reference_use(table: dict) -> str:
+    names = list(table)
+    keys = [k for k in table[names[0]] if k.startswith("identity_gain@")]
+    head = (
+        "| variant | " + " | ".join(keys) + " | " + " | ".join(f"{k} minus {names[0]}" for k in keys) + " |"
+    )
+    lines = [head, "|" + "---|" * (1 + 2 * len(keys))]
+    for name, e in table.items():
+        cells = [_fmt(e[k]["mean"], e[k]["ci95"]) for k in keys]
+        for k in keys:
+            d = e.get(f"{k} minus {names[0]}")
+            cells.append(_fmt(d["mean"], d["ci95"]) if d else "—")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def compare(variants: dict[str, dict]) -> dict:
@@ -95,8 +133,12 @@ def main() -> None:
         if not sep:
             raise SystemExit(f"{item!r}: expected NAME=RESULT_JSON")
         variants[name] = json.loads(Path(path).read_text())
-    table = compare(variants)
-    md = markdown(table)
+    if all(v.get("benchmark") == "reference_use" for v in variants.values()):
+        table = compare_reference_use(variants)
+        md = markdown_reference_use(table)
+    else:
+        table = compare(variants)
+        md = markdown(table)
     print(md)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
