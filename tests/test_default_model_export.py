@@ -17,12 +17,15 @@ def test_export_uses_ema_weights_text_length_and_writes_an_example_actor(tmp_pat
     name = "blocks.0.attn1.to_q.weight"
     ema_value = torch.full_like(pipe.transformer.state_dict()[name], 0.125)
     save_file({name: ema_value}, str(checkpoint / "ema.safetensors"))
+    (checkpoint / "trainer_state.json").write_text(json.dumps({"step": 10}))
 
     out = export_default_model(checkpoint, tmp_path / "default_model", 77, 300123, {"steps": 3})
     shipped = WildActorPipeline.from_pretrained(out)
     assert torch.equal(shipped.transformer.state_dict()[name], ema_value)
     assert shipped.config.max_sequence_length == 77
     assert json.loads((out / "generate_defaults.json").read_text()) == {"steps": 3}
+    provenance = json.loads((out / "provenance.json").read_text())
+    assert provenance["training_step"] == 10 and provenance["ema"] is True
 
     example = json.loads((out / "example_actor" / "references.json").read_text())
     assert example["actor_id"] == "actor_300123"

@@ -252,6 +252,9 @@ def export_default_model(
     pipe.save_pretrained(tmp)
     example = write_example_actor(tmp / "example_actor", example_actor)
     meta = {**defaults, "source_checkpoint": str(checkpoint), "ema": bool(use_ema and ema_file.is_file())}
+    state_file = Path(checkpoint) / "trainer_state.json"
+    if state_file.is_file():
+        meta["training_step"] = int(json.loads(state_file.read_text())["step"])
     (tmp / "generate_defaults.json").write_text(json.dumps(defaults, indent=2) + "\n")
     (tmp / "provenance.json").write_text(
         json.dumps({**meta, "example_actor": example["actor_id"]}, indent=2) + "\n"
