@@ -107,3 +107,20 @@ def test_sampling_sigmas_match_the_diffusers_flow_scheduler():
     assert torch.allclose(ours.float(), sched.sigmas.float(), atol=2e-6)
     assert torch.all(ours[1:] < ours[:-1])
     assert torch.equal(model_timestep(torch.tensor([0.25])), torch.tensor([250.0]))
+
+
+def test_channel_weights_measure_the_error_in_raw_latents():
+    from wildactor.diffusion.flow import flow_loss, raw_latent_channel_weights
+
+    g = torch.Generator().manual_seed(0)
+    std = torch.tensor([2.0, 0.5, 1.0])
+    z0, noise, pred = (torch.randn(2, 3, 2, 4, 4, generator=g) for _ in range(3))
+    t = torch.rand(2, generator=g)
+    w = raw_latent_channel_weights(std)
+    assert torch.allclose(w.mean(), torch.tensor(1.0))
+    weighted = flow_loss(pred, z0, noise, t, channel_weights=w)
+    scale = std.view(1, 3, 1, 1, 1)
+    raw = flow_loss(pred * scale, z0 * scale, noise * scale, t) / (std**2).mean()  # same error, raw units
+    torch.testing.assert_close(weighted, raw)
+    with pytest.raises(ValueError, match="channel weights"):
+        flow_loss(pred, z0, noise, t, channel_weights=torch.ones(4))

@@ -334,3 +334,12 @@ def test_actorworld_config_builds_with_its_fitted_pixel_vae(tmp_path, monkeypatc
     assert "diffusion_pytorch_model.safetensors" in encoder_id  # the fitted basis is part of the cache key
     frames = torch.rand(1, 3, 1, 64, 64) * 2 - 1
     assert encoder.encode_video(frames).shape == (1, 20, 1, 16, 16)
+
+
+def test_raw_latent_loss_space_trains_and_is_validated(tmp_path):
+    cfg = tiny_config(batch_size=1)
+    cfg = dataclasses.replace(cfg, schedule=dataclasses.replace(cfg.schedule, loss_space="raw_latent"))
+    result = train(cfg, max_steps=2, output_dir=tmp_path, show_progress=False, cpu=True)
+    assert len(result.losses) == 2 and all(np.isfinite(result.losses))
+    with pytest.raises(WildActorError, match="loss_space"):
+        TrainConfig.from_yaml(CONFIG, ["schedule.loss_space=pixels"])

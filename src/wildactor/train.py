@@ -141,6 +141,9 @@ class ScheduleConfig:
     logit_std: float = 1.0
     shift: float = 1.0  # Wan2.2-TI2V-5B samples with shift 5.0; train with the same
     loss_weighting: str = "uniform"  # uniform | cosmap | logit_normal
+    # normalised: every latent channel counts equally (Wan); raw_latent: channels weighted by the VAE's
+    # latents_std^2, i.e. the error measured in unnormalised latents (pixel space for the projected pixel VAE)
+    loss_space: str = "normalised"
     num_train_timesteps: int = 1000
 
     def __post_init__(self) -> None:
@@ -154,6 +157,8 @@ class ScheduleConfig:
             raise ValueError(f"schedule.loss_weighting must be one of {LOSS_WEIGHTINGS}")
         if self.shift <= 0 or self.logit_std <= 0:
             raise ValueError("schedule.shift and schedule.logit_std must be > 0")
+        if self.loss_space not in ("normalised", "raw_latent"):
+            raise ValueError("schedule.loss_space must be 'normalised' or 'raw_latent'")
 
 
 @dataclass(frozen=True)
@@ -536,7 +541,12 @@ def flow_matching_loss(model, encoder, batch: dict[str, Any], cfg: TrainConfig, 
         zt, model_timestep(t, sc.num_train_timesteps), text,
         reference_latents=refs if types else None, reference_types=types,
     ).sample  # fmt: skip
-    return flow_loss(pred, z0, noise, t, sc.loss_weighting)
+    weights = None
+    if sc.loss_space == "raw_latent":
+        from wildactor.diffusion.flow import raw_latent_channel_weights
+
+        weights = raw_latent_channel_weights(encoder.vae.config.latents_std)
+    return flow_loss(pred, z0, noise, t, sc.loss_weighting, weights)
 
 
 def evaluation_loss(model, encoder, dataset, cfg: TrainConfig, positions: list[int], device="cpu") -> float:

@@ -94,11 +94,28 @@ def flow_loss(
     noise: torch.Tensor,
     t: torch.Tensor,
     weighting: str = "uniform",
+    channel_weights: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Scalar loss mean_b[ w(t_b) * mean(||v_b - (eps_b - z0_b)||^2) ], computed in fp32."""
+    """Scalar loss mean_b[ w(t_b) * mean(||v_b - (eps_b - z0_b)||^2) ], computed in fp32.
+
+    ``channel_weights`` (C,), if given, weight the squared error of each latent channel (axis 1), e.g.
+    `raw_latent_channel_weights` to measure the error in the VAE's unnormalised latent space.
+    """
     err = (prediction.float() - velocity_target(z0.float(), noise.float())) ** 2
+    if channel_weights is not None:
+        if channel_weights.numel() != err.shape[1]:
+            raise ValueError(f"{channel_weights.numel()} channel weights for {err.shape[1]} latent channels")
+        err = err * channel_weights.float().to(err.device).view(1, -1, *([1] * (err.ndim - 2)))
     per_sample = err.reshape(err.shape[0], -1).mean(dim=1)  # (B,)
     return (loss_weight(t.float(), weighting) * per_sample).mean()
+
+
+def raw_latent_channel_weights(latents_std) -> torch.Tensor:
+    """Weights std_c^2 / mean(std^2): with them the loss on normalised latents equals (up to one scale) the loss
+    on the VAE's raw latents, so channels count by their variance instead of equally. For an orthonormal linear
+    codec (`PixelShuffleVAE` with ``latent_channels``) that is the pixel-space error of the kept components."""
+    var = torch.as_tensor(latents_std, dtype=torch.float32) ** 2
+    return var / var.mean()
 
 
 def model_timestep(t: torch.Tensor, num_train_timesteps: int = 1000) -> torch.Tensor:
