@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import importlib
 import os
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -27,3 +30,18 @@ def tiny_transformer_config() -> dict:
     from wildactor.default_model import TINY_TRANSFORMER_CONFIG
 
     return {k: v for k, v in TINY_TRANSFORMER_CONFIG.items() if k != "lora_rank"}
+
+
+@pytest.fixture(scope="session")
+def import_benchmark():
+    """Import a script of benchmarks/ by module name (its folder on sys.path only while importing)."""
+    folder = str(Path(__file__).resolve().parents[1] / "benchmarks")
+
+    def load(name: str):
+        sys.path.insert(0, folder)
+        try:
+            return importlib.import_module(name)
+        finally:
+            sys.path.remove(folder)
+
+    return load

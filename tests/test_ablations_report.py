@@ -2,22 +2,12 @@
 
 from __future__ import annotations
 
-import importlib
-import sys
-from pathlib import Path
-
 import pytest
-
-BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
 
 @pytest.fixture(scope="module")
-def ablations():
-    sys.path.insert(0, str(BENCHMARKS))
-    try:
-        yield importlib.import_module("ablations")
-    finally:
-        sys.path.remove(str(BENCHMARKS))
+def ablations(import_benchmark):
+    return import_benchmark("ablations")
 
 
 def _result(scores: list[float], back: list[float | None]) -> dict:
