@@ -23,9 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from wildactor.bench.report import bootstrap_ci
-
-VIEWS = ("front", "side", "back")
+from wildactor.bench.report import VIEWS, bootstrap_ci
 
 
 def _fmt(mean: float | None, ci: tuple[float, float] | None) -> str:

@@ -28,20 +28,14 @@ from common import machine_info
 from wildactor.bench.baselines import pasted_video
 from wildactor.bench.metrics.actorworld import build_probe_backend, chance_attribute_agreement
 from wildactor.bench.metrics.base import RefImage
-from wildactor.bench.metrics.body import body_consistency_actorworld
+from wildactor.bench.metrics.body import VIEWS, body_consistency_actorworld
 from wildactor.bench.report import bootstrap_ci
 from wildactor.default_model import DEFAULT_MODEL_DIR, write_example_actor
 from wildactor.pipeline import Reference, WildActorPipeline
 from wildactor.world import Actor
 from wildactor.world.actors import attribute_fields
 
-VIEWS = ("front", "side", "back")
 FIRST_ACTOR = 300_000  # the probes' held-out range starts here; the model trained on ids < 400
-
-
-def _frame_views(judged) -> list[str]:
-    """The view the probes read in each judged frame, in ``per_frame`` order."""
-    return judged.extra["frame_views"]
 
 
 def main() -> None:
@@ -89,7 +83,7 @@ def main() -> None:
                 scores[name] = float(np.mean([j.value for j in judged]))
                 pooled: dict[str, list[float]] = {v: [] for v in VIEWS}  # frames of all shots, by read view
                 for j in judged:
-                    for score, view in zip(j.per_frame, _frame_views(j)):
+                    for score, view in zip(j.per_frame, j.extra["frame_views"]):
                         pooled.setdefault(view, []).append(score)
                 scores[f"{name}_by_view"] = {v: (float(np.mean(x)) if x else None) for v, x in pooled.items()}
             pasted = pasted_video(ref_images, frames, size[1], size[0])

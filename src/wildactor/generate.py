@@ -8,7 +8,6 @@ has its own seed, seed + index), so an interrupted narrative resumes where it st
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import re
@@ -89,7 +88,7 @@ def main(args: argparse.Namespace) -> int:
     import torch
     from tqdm.auto import tqdm
 
-    from wildactor.media import contact_sheet, load_image, read_mp4, write_mp4
+    from wildactor.media import contact_sheet, file_sha256, load_image, read_mp4, write_mp4
     from wildactor.pipeline import (
         Reference,
         WildActorPipeline,
@@ -178,7 +177,7 @@ def main(args: argparse.Namespace) -> int:
         "model": model_info,
         "lora": None
         if args.lora is None
-        else {"path": str(Path(args.lora).resolve()), "sha256": _file_digest(args.lora)},
+        else {"path": str(Path(args.lora).resolve()), "sha256": file_sha256(args.lora)},
         "references": [_describe_reference(r) for r in references],
         "prompts": prompts,
         "negative_prompt": args.negative_prompt,
@@ -266,15 +265,6 @@ def _sample_frames(frames: Any, count: int) -> Any:
     return np.ascontiguousarray(frames[picks])
 
 
-def _file_digest(path: str | os.PathLike[str]) -> str:
-    """sha256 of a file: resuming needs the same inputs, not just the same paths."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _pick_device(choice: str, torch: Any):
     if choice == "cuda" and not torch.cuda.is_available():
         raise WildActorError("--device cuda: no CUDA device is available")
@@ -284,11 +274,13 @@ def _pick_device(choice: str, torch: Any):
 
 
 def _describe_reference(ref: Any) -> dict[str, Any]:
+    from wildactor.media import file_sha256
+
     if isinstance(ref.image, (str, os.PathLike)):
         return {
             "path": str(Path(ref.image).resolve()),
             "region": ref.region,
-            "sha256": _file_digest(ref.image),
+            "sha256": file_sha256(ref.image),
         }
     return {"path": None, "image": "in-memory example image", "region": ref.region}
 

@@ -1,7 +1,9 @@
-"""Images and videos on disk: reference loading (any common mode -> RGB), fit + white padding, MP4, sheets."""
+"""Images and videos on disk: reference loading (any common mode -> RGB), fit + white padding, MP4, sheets;
+file digests (inputs a result depends on)."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,6 +19,15 @@ WHITE = (255, 255, 255)
 _DIRECT_MODES = {"RGB", "L", "1", "CMYK", "YCbCr", "RGBX", "P"}
 # Integer modes of more than 8 bits per sample (16-bit PNG/TIFF greyscale and friends).
 _WIDE_INT_MODES = {"I", "I;16", "I;16L", "I;16B", "I;16N"}
+
+
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    """sha256 hex digest of a file, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def to_rgb(image: Image.Image, source: str = "image") -> Image.Image:

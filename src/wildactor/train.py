@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import hashlib
 import json
 import math
 import os
@@ -404,24 +403,23 @@ def build_models(cfg: TrainConfig, output_dir: Path):
         transformer = WildActorTransformer3DModel(**{**m.transformer, **m.overrides})
         vae_kwargs = {k: v for k, v in m.vae.items() if k != "kind"}
         vae_id: dict[str, str] = {}
-        if m.vae.get("kind", "wan") == "pixel" and "pretrained" in vae_kwargs:
+        if m.vae.get("kind", "wan") == "pixel":
             from wildactor.model.pixel_vae import PixelShuffleVAE
 
-            folder = Path(vae_kwargs.pop("pretrained"))  # a fitted projection (`wildactor world fit-vae`)
-            if vae_kwargs:
-                raise WildActorError(f"model.vae: `pretrained` takes no other keys, got {sorted(vae_kwargs)}")
-            if not (folder / "config.json").is_file():
-                raise WildActorError(f"model.vae.pretrained: {folder} holds no config.json")
-            vae = PixelShuffleVAE.from_pretrained(folder)
-            vae_id = {
-                f.name: hashlib.sha256(f.read_bytes()).hexdigest()
-                for f in sorted(folder.iterdir())
-                if f.is_file()
-            }
-        elif m.vae.get("kind", "wan") == "pixel":
-            from wildactor.model.pixel_vae import PixelShuffleVAE
+            if "pretrained" in vae_kwargs:  # a fitted projection (`wildactor world fit-vae`)
+                from wildactor.media import file_sha256
 
-            vae = PixelShuffleVAE(**vae_kwargs)
+                folder = Path(vae_kwargs.pop("pretrained"))
+                if vae_kwargs:
+                    raise WildActorError(
+                        f"model.vae: `pretrained` takes no other keys, got {sorted(vae_kwargs)}"
+                    )
+                if not (folder / "config.json").is_file():
+                    raise WildActorError(f"model.vae.pretrained: {folder} holds no config.json")
+                vae = PixelShuffleVAE.from_pretrained(folder)
+                vae_id = {f.name: file_sha256(f) for f in sorted(folder.iterdir()) if f.is_file()}
+            else:
+                vae = PixelShuffleVAE(**vae_kwargs)
         else:
             from diffusers import AutoencoderKLWan
 

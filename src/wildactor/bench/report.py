@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from wildactor.bench.spec import AXES, SETTINGS
+from wildactor.data.schema import VIEW_BINS
 from wildactor.errors import WildActorError
 
 METRICS: tuple[str, ...] = (
@@ -43,7 +44,7 @@ HEADERS = {
     "motion": "Motion",
     "pose_spread": "Pose spread (deg)",
 }
-VIEWS: tuple[str, ...] = ("front", "side", "back")
+VIEWS = VIEW_BINS  # Table 3 columns
 ALL = "all"
 
 

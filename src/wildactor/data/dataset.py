@@ -23,7 +23,6 @@ left out, and `collate` trims a batch to the layout its samples share.
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import os
 from collections.abc import Sequence
@@ -253,7 +252,9 @@ CACHE_FORMAT = "wildactor-latent-cache-v1"
 
 
 def _cache_key(manifest: Path, spec: ClipSpec, encoder_id: str, seed: int) -> dict[str, Any]:
-    digest = hashlib.sha256(manifest.read_bytes()).hexdigest()
+    from wildactor.media import file_sha256
+
+    digest = file_sha256(manifest)
     return {
         "format": CACHE_FORMAT,
         "manifest_sha256": digest,

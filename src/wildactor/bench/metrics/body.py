@@ -17,9 +17,10 @@ import numpy as np
 
 from wildactor.bench.metrics.base import MetricResult, RefImage, sample_indices
 from wildactor.bench.metrics.face import BackendUnavailable
+from wildactor.data.schema import VIEW_BINS
 
 NAME = "body"
-VIEWS = ("front", "side", "back")
+VIEWS = VIEW_BINS  # the Table 3 columns
 
 
 def body_consistency_actorworld(
