@@ -28,6 +28,7 @@ import torch
 
 from common import machine_info
 from wildactor.bench.report import bootstrap_ci
+from wildactor.diffusion.flow import model_timestep, noisy_latents
 from wildactor.media import read_mp4
 from wildactor.pipeline import Reference, WildActorPipeline
 
@@ -97,8 +98,9 @@ def main() -> None:
             text = encoder.encode_text([record["prompt"]])
             gen = torch.Generator().manual_seed(args.seed * 1_000_003 + index)
             for t in NOISE_LEVELS:
-                zt = (1.0 - t) * z0 + t * torch.randn(z0.shape, generator=gen)
-                timestep = torch.tensor([t * pipe.scheduler.config.num_train_timesteps])
+                tt = torch.tensor([t])
+                zt = noisy_latents(z0, torch.randn(z0.shape, generator=gen), tt)
+                timestep = model_timestep(tt, pipe.scheduler.config.num_train_timesteps)
 
                 own, wrong, bare = (
                     x0_error(transformer, z0, zt, t, timestep, text, refs)
