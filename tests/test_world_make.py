@@ -195,3 +195,44 @@ def test_fit_vae_on_a_world_writes_a_loadable_projected_vae(world, tmp_path, cap
     )
     back = vae.decode(vae.encode(video).latent_dist.mode()).sample
     assert (back - video).pow(2).mean() < 0.05 * video.var()  # a 20-of-48 projection keeps the clip
+
+
+def _clip_scene(out: Path, rec) -> str:
+    return json.loads((out / rec.video.replace("clips/", "labels/").replace(".mp4", ".json")).read_text())[
+        "scene"
+    ]
+
+
+def test_view_aug_references_never_show_the_clips_scene(world):
+    out, _ = world
+    for rec in read_manifest(out / "manifest.jsonl"):
+        aug_scenes = [r.metadata["scene"] for r in rec.refs if r.metadata["source"] == "view_aug"]
+        assert aug_scenes and _clip_scene(out, rec) not in aug_scenes
+        assert len(set(aug_scenes)) == 1  # one edit session per clip
+    with pytest.raises(ValueError, match="view_aug_scene"):
+        WorldConfig(view_aug_scene="beach")
+
+
+def test_view_aug_in_the_clip_scene_when_asked(tmp_path):
+    out = tmp_path / "w"
+    cfg = WorldConfig(**{**TINY, "actors": 1, "clips_per_actor": 1}, view_aug_scene="clip")
+    make_world(cfg, out, progress=False)
+    (rec,) = read_manifest(out / "manifest.jsonl")
+    aug_scenes = {r.metadata["scene"] for r in rec.refs if r.metadata["source"] == "view_aug"}
+    assert aug_scenes == {_clip_scene(out, rec)}
+
+
+def test_fit_tokenizer_covers_every_prompt_of_the_world(world, tmp_path, capsys):
+    from transformers import AutoTokenizer
+
+    from wildactor.cli import main
+
+    out, _ = world
+    assert main(["world", "fit-tokenizer", "--data", str(tmp_path), "--out", str(tmp_path / "t")]) == 2
+    assert main(["world", "fit-tokenizer", "--data", str(out), "--out", str(tmp_path / "tok")]) == 0
+    assert "tokens" in capsys.readouterr().out
+    tokenizer = AutoTokenizer.from_pretrained(tmp_path / "tok")
+    prompts = [r.prompt for r in read_manifest(out / "manifest.jsonl")]
+    ids = tokenizer(prompts).input_ids
+    assert all(tokenizer.unk_token_id not in row for row in ids)
+    assert all(row[-1] == tokenizer.eos_token_id for row in ids)

@@ -1,4 +1,4 @@
-"""`wildactor world make | train-probes | eval-probes | render | fit-vae`."""
+"""`wildactor world make | train-probes | eval-probes | render | fit-vae | fit-tokenizer`."""
 
 from __future__ import annotations
 
@@ -33,6 +33,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     mk.add_argument("--heldout-fraction", type=float, default=0.1)
     mk.add_argument("--attr-aug", type=int, default=1, help="attribute-augmented references per clip")
     mk.add_argument("--no-three-view", action="store_true", help="skip the canonical three-view sheet")
+    mk.add_argument(
+        "--view-aug-scene",
+        choices=("other", "clip"),
+        default="other",
+        help="render View-Aug references in a scene of another kind (default) or in the clip's own scene",
+    )
     mk.add_argument(
         "--prompts",
         choices=("described", "person"),
@@ -80,6 +86,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     fv.add_argument("--every", type=int, default=8, help="use every k-th training clip and its references")
     fv.add_argument("--out", type=Path, required=True, help="diffusers folder to write (config + weights)")
 
+    ft = sub.add_parser("fit-tokenizer", help="fit a word-level tokenizer on the prompts of a world")
+    ft.add_argument("--data", type=Path, required=True, help="folder written by `world make`")
+    ft.add_argument("--min-count", type=int, default=1, help="keep words seen at least this often")
+    ft.add_argument("--out", type=Path, required=True, help="tokenizer folder to write (save_pretrained)")
+
 
 def _cmd_make(args: argparse.Namespace) -> int:
     from wildactor.world.make import PAPER_SELF_CROP_BIAS, WorldConfig, make_world
@@ -104,6 +115,7 @@ def _cmd_make(args: argparse.Namespace) -> int:
             heldout_fraction=args.heldout_fraction,
             attr_aug_per_clip=args.attr_aug,
             three_view=not args.no_three_view,
+            view_aug_scene=args.view_aug_scene,
             prompts=args.prompts,
         )
     except ValueError as exc:
@@ -252,8 +264,28 @@ def _cmd_fit_vae(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_fit_tokenizer(args: argparse.Namespace) -> int:
+    from wildactor.model.word_tokenizer import fit_word_tokenizer
+
+    manifest = args.data / "manifest.jsonl"  # every split: held-out prompts must not become [UNK]
+    if not manifest.is_file():
+        raise WildActorError(f"{manifest} not found: run `wildactor world make --out {args.data}` first")
+    prompts = [json.loads(line)["prompt"] for line in manifest.read_text().splitlines() if line.strip()]
+    try:
+        tokenizer = fit_word_tokenizer(prompts, min_count=args.min_count)
+    except ValueError as exc:
+        raise WildActorError(str(exc)) from None
+    tokenizer.save_pretrained(args.out)
+    longest = max(len(ids) for ids in tokenizer(prompts).input_ids)
+    print(f"fitted on {len(prompts)} prompts: {len(tokenizer)} tokens (with [PAD] [EOS] [UNK]); "
+          f"the longest prompt is {longest} tokens")  # fmt: skip
+    print(f"wrote {args.out}")
+    return 0
+
+
 def main(args: argparse.Namespace) -> int:
     commands = {
+        "fit-tokenizer": _cmd_fit_tokenizer,
         "fit-vae": _cmd_fit_vae,
         "make": _cmd_make,
         "train-probes": _cmd_train_probes,

@@ -40,6 +40,7 @@ from wildactor.world.clips import ClipSpec, render_clip, sample_clip_spec
 from wildactor.world.motions import MOTION_KINDS
 from wildactor.world.prompts import clip_prompt
 from wildactor.world.references import VIEW_AUG_ANGLES, ActorWorldEditor, Reference, self_crop
+from wildactor.world.scenes import SCENE_KINDS, sample_scene
 
 PAPER_SELF_CROP_BIAS = (0.628, 0.366, 0.006)  # Actor-18M raw self-crops, F / S / B
 
@@ -67,6 +68,11 @@ class WorldConfig:
     # "described": prompts name every identity attribute; "person": only scene and motion ("a person walks
     # ..."), so a model trained on them must take identity from the references.
     prompts: str = "described"
+    # Where View-Aug references are rendered. "other": a scene of another kind than the clip's (one per clip),
+    # so references carry identity and viewpoint but never the clip's background, and a model trained on them
+    # takes the scene from the prompt; "clip": the clip's own scene (references then leak the background, and
+    # a model learns to copy it from them).
+    view_aug_scene: str = "other"
 
     def __post_init__(self) -> None:
         if self.actors < 1 or self.clips_per_actor < 1:
@@ -87,6 +93,8 @@ class WorldConfig:
             raise ValueError(
                 f"frontal_bias must be three non-negative numbers (F, S, B) summing to 1, got {self.frontal_bias}"
             )
+        if self.view_aug_scene not in ("other", "clip"):
+            raise ValueError(f"view_aug_scene must be 'other' or 'clip', got {self.view_aug_scene!r}")
         if self.prompts not in ("described", "person"):
             raise ValueError(f"prompts must be 'described' or 'person', got {self.prompts!r}")
         if not 0.0 <= self.heldout_fraction < 1.0:
@@ -179,11 +187,17 @@ def make_actor(cfg: WorldConfig, index: int, out: Path, split: str, write_mp4) -
             if ref is not None:
                 refs.append(_save_ref(ref, out, f"refs/{aid}/{name}_{region}_self_crop.png"))
         state = spec.motion.state(frame / max(cfg.num_frames - 1, 1)) if frame is not None else None
+        aug_scene = spec.scene
+        if cfg.view_aug_scene == "other":  # own stream: the clip stream above stays as it was
+            scene_rng = np.random.default_rng([cfg.seed, index, k, 1])
+            others = [kind for kind in SCENE_KINDS if kind != spec.scene.kind]
+            aug_scene = sample_scene(others[int(scene_rng.integers(len(others)))], scene_rng)
         for region in ("face", "body"):
             for view in cfg.view_aug_views:
-                ref = editor.rerender(actor, region, view, state, spec.scene, "view_aug", frame)
+                ref = editor.rerender(actor, region, view, state, aug_scene, "view_aug", frame)
                 if ref is not None:
-                    refs.append(_save_ref(ref, out, f"refs/{aid}/{name}_{region}_view_aug_{view}.png"))
+                    rel = f"refs/{aid}/{name}_{region}_view_aug_{view}.png"
+                    refs.append(_save_ref(ref, out, rel, {"scene": aug_scene.kind}))
         if cfg.attr_aug_per_clip and frame is not None:
             yaw = clip.labels[frame].yaw
             for j, ref in enumerate(editor.attr_aug(actor, yaw, state, rng, cfg.attr_aug_per_clip, frame)):
