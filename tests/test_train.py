@@ -18,6 +18,7 @@ from wildactor.train import (
     build_dataset,
     build_models,
     evaluation_loss,
+    flow_matching_loss,
     latest_checkpoint,
     load_records,
     train,
@@ -330,10 +331,14 @@ def test_actorworld_config_builds_with_its_fitted_pixel_vae(tmp_path, monkeypatc
     monkeypatch.chdir(root)  # the config names the VAE folder relative to the repository
     cfg = TrainConfig.from_yaml(root / "configs" / "actorworld-tiny.yaml")
     transformer, encoder, encoder_id = build_models(cfg, tmp_path)
-    assert encoder.vae.config.latent_channels == 20 == transformer.config.in_channels
+    channels = transformer.config.in_channels
+    assert encoder.vae.config.latent_channels == channels
     assert "diffusion_pytorch_model.safetensors" in encoder_id  # the fitted basis is part of the cache key
+    assert "tokenizer.json" in encoder_id  # so is the fitted vocabulary
     frames = torch.rand(1, 3, 1, 64, 64) * 2 - 1
-    assert encoder.encode_video(frames).shape == (1, 20, 1, 16, 16)
+    assert encoder.encode_video(frames).shape == (1, channels, 1, 16, 16)
+    ids = encoder.tokenizer(["A person walks across a snowy field at night."]).input_ids[0]
+    assert encoder.tokenizer.unk_token_id not in ids and len(ids) <= cfg.model.max_text_length
 
 
 def test_raw_latent_loss_space_trains_and_is_validated(tmp_path):
@@ -343,3 +348,35 @@ def test_raw_latent_loss_space_trains_and_is_validated(tmp_path):
     assert len(result.losses) == 2 and all(np.isfinite(result.losses))
     with pytest.raises(WildActorError, match="loss_space"):
         TrainConfig.from_yaml(CONFIG, ["schedule.loss_space=pixels"])
+
+
+def test_condition_dropout_uses_the_empty_prompt_and_drops_references(tmp_path):
+    from wildactor.data.dataset import collate
+
+    cfg = tiny_config()
+    manifest, records = load_records(cfg, tmp_path)
+    model, encoder, encoder_id = build_models(cfg, tmp_path)
+    dataset = build_dataset(cfg, manifest, records, encoder, encoder_id, None)
+    batch = collate([dataset[p] for p in range(8)])
+    seen = []
+
+    def spy(zt, timestep, text, reference_latents=None, reference_types=None):
+        seen.append((text.clone(), reference_types))
+        return model(zt, timestep, text, reference_latents=reference_latents, reference_types=reference_types)
+
+    def run(**schedule):
+        seen.clear()
+        c = dataclasses.replace(cfg, schedule=dataclasses.replace(cfg.schedule, **schedule))
+        flow_matching_loss(spy, encoder, batch, c, "cpu")
+        return seen[0]
+
+    text, types = run()
+    assert types and not any(torch.equal(row, null) for row in text for null in encoder.encode_text([""]))
+    dropped, _ = run(text_dropout=0.999999)
+    assert all(torch.equal(row, encoder.encode_text([""])[0]) for row in dropped)
+    half, _ = run(text_dropout=0.5)  # seeded per sample: some rows dropped, some kept, the same every call
+    kept = [torch.equal(a, b) for a, b in zip(half, text)]
+    assert 0 < sum(kept) < len(kept) and torch.equal(run(text_dropout=0.5)[0], half)
+    assert run(reference_dropout=0.999999)[1] is None
+    with pytest.raises(ValueError, match="dropout"):
+        dataclasses.replace(cfg.schedule, text_dropout=1.0)

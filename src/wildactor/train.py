@@ -41,7 +41,9 @@ class ModelConfig:
     pretrained: str | None = None
     transformer: dict[str, Any] | None = None
     vae: dict[str, Any] | None = None  # {"kind": "wan" | "pixel", **constructor kwargs}
-    text_encoder: dict[str, Any] | None = None  # UMT5Config kwargs; tokenizer: ByT5Tokenizer()
+    text_encoder: dict[str, Any] | None = None  # UMT5Config kwargs
+    # inline models only: a tokenizer folder (e.g. `wildactor world fit-tokenizer`); default ByT5Tokenizer()
+    tokenizer: str | None = None
     overrides: dict[str, Any] = field(default_factory=dict)
     max_text_length: int = 512
     gradient_checkpointing: bool = False
@@ -54,6 +56,8 @@ class ModelConfig:
             raise ValueError(
                 "model: `pretrained` and inline `transformer`/`vae`/`text_encoder` are exclusive"
             )
+        if self.pretrained is not None and self.tokenizer is not None:
+            raise ValueError("model: `tokenizer` is for inline models; a pretrained folder has its own")
         if self.vae is not None and self.vae.get("kind", "wan") not in ("wan", "pixel"):
             raise ValueError(f"model.vae.kind must be 'wan' or 'pixel', got {self.vae.get('kind')!r}")
         if self.max_text_length < 1:
@@ -144,6 +148,12 @@ class ScheduleConfig:
     # latents_std^2, i.e. the error measured in unnormalised latents (pixel space for the projected pixel VAE)
     loss_space: str = "normalised"
     num_train_timesteps: int = 1000
+    # Condition dropout, so the branches classifier-free guidance subtracts are ones the model was trained on:
+    # text_dropout: per sample, the prompt becomes the empty prompt (the pipeline's default negative prompt);
+    # reference_dropout: per batch, no references (the pipeline's reference-guidance branch, and generation
+    # without references). The paper's recipe leaves both at 0.
+    text_dropout: float = 0.0
+    reference_dropout: float = 0.0
 
     def __post_init__(self) -> None:
         from wildactor.diffusion.flow import LOSS_WEIGHTINGS, TIMESTEP_SAMPLERS
@@ -158,6 +168,8 @@ class ScheduleConfig:
             raise ValueError("schedule.shift and schedule.logit_std must be > 0")
         if self.loss_space not in ("normalised", "raw_latent"):
             raise ValueError("schedule.loss_space must be 'normalised' or 'raw_latent'")
+        if not (0.0 <= self.text_dropout < 1.0 and 0.0 <= self.reference_dropout < 1.0):
+            raise ValueError("schedule.text_dropout and schedule.reference_dropout must be in [0, 1)")
 
 
 @dataclass(frozen=True)
@@ -425,10 +437,27 @@ def build_models(cfg: TrainConfig, output_dir: Path):
 
             vae = AutoencoderKLWan(**vae_kwargs)
         text_encoder = UMT5EncoderModel(UMT5Config(**m.text_encoder))
-        tokenizer = ByT5Tokenizer()
+        tokenizer_id: dict[str, str] = {}
+        if m.tokenizer is None:
+            tokenizer = ByT5Tokenizer()
+        else:
+            from transformers import AutoTokenizer
+
+            from wildactor.media import file_sha256
+
+            folder = Path(m.tokenizer)
+            if not (folder / "tokenizer_config.json").is_file():
+                raise WildActorError(f"model.tokenizer: {folder} holds no tokenizer_config.json")
+            tokenizer = AutoTokenizer.from_pretrained(folder)
+            tokenizer_id = {f.name: file_sha256(f) for f in sorted(folder.iterdir()) if f.is_file()}
+        if len(tokenizer) > text_encoder.config.vocab_size:
+            raise WildActorError(
+                f"the tokenizer has {len(tokenizer)} tokens but model.text_encoder.vocab_size is "
+                f"{text_encoder.config.vocab_size}"
+            )
+        extra = [x for x in (vae_id, tokenizer_id) if x]  # fitted parts key the latent cache by content
         encoder_id = "inline:" + json.dumps(
-            [m.transformer, m.vae, m.text_encoder, m.overrides, cfg.seed] + ([vae_id] if vae_id else []),
-            sort_keys=True,
+            [m.transformer, m.vae, m.text_encoder, m.overrides, cfg.seed] + extra, sort_keys=True
         )
     _check_compatible(cfg, transformer, vae, text_encoder)
     encoder = VAETextEncoder(vae, text_encoder, tokenizer, max_text_length=m.max_text_length)
@@ -506,11 +535,14 @@ def save_inline_model(output_dir: Path, transformer, encoder, schedule: Schedule
 # ============================================================================================== loss
 
 
-def flow_matching_loss(model, encoder, batch: dict[str, Any], cfg: TrainConfig, device) -> Any:
+def flow_matching_loss(
+    model, encoder, batch: dict[str, Any], cfg: TrainConfig, device, null_text: Any = None
+) -> Any:
     """Encode the batch (or read cached latents), noise it per sample, predict the velocity, weighted MSE.
 
-    Noise and timestep of each sample are seeded by (seed, stream position), so they do not depend on
-    which process or micro-batch the sample lands in.
+    Noise, timestep and condition dropout of each sample are seeded by (seed, stream position), so they do
+    not depend on which process or micro-batch the sample lands in. ``null_text`` (1, L, D): the empty
+    prompt's embedding, used by ``schedule.text_dropout`` (encoded here when not given).
     """
     import torch
 
@@ -535,6 +567,21 @@ def flow_matching_loss(model, encoder, batch: dict[str, Any], cfg: TrainConfig, 
     noise = torch.stack(noise).to(device)  # (B, C, F, H', W')
     zt = noisy_latents(z0, noise, t)
     types = batch["reference_types"] or None
+    positions = batch["position"].tolist()
+    if sc.text_dropout > 0:
+        drop = torch.tensor(
+            [_coin(seed_for(cfg.seed, p, 4), sc.text_dropout) for p in positions], device=device
+        )
+        if drop.any():
+            if null_text is None:
+                null_text = encoder.encode_text([""])
+            text = torch.where(drop.view(-1, 1, 1), null_text.to(device, text.dtype), text)  # (B, L, D)
+    if (
+        sc.reference_dropout > 0
+        and types
+        and _coin(seed_for(cfg.seed, positions[0], 5), sc.reference_dropout)
+    ):
+        types = None  # one reference count per batch: the whole batch goes without
     pred = model(
         zt, model_timestep(t, sc.num_train_timesteps), text,
         reference_latents=refs if types else None, reference_types=types,
@@ -545,6 +592,12 @@ def flow_matching_loss(model, encoder, batch: dict[str, Any], cfg: TrainConfig, 
 
         weights = raw_latent_channel_weights(encoder.vae.config.latents_std)
     return flow_loss(pred, z0, noise, t, sc.loss_weighting, weights)
+
+
+def _coin(seed: int, p: float) -> bool:
+    import torch
+
+    return bool(torch.rand(1, generator=torch.Generator().manual_seed(seed)).item() < p)
 
 
 def evaluation_loss(model, encoder, dataset, cfg: TrainConfig, positions: list[int], device="cpu") -> float:
@@ -798,6 +851,7 @@ def train(
     trainable_names, trainable = [n for n, _ in named], [p for _, p in named]
 
     dataset = build_dataset(cfg, manifest, records, encoder, encoder_id, accelerator, show_progress)
+    null_text = encoder.encode_text([""]).cpu() if cfg.schedule.text_dropout > 0 else None  # (1, L, D)
     if cfg.data.cache_dir is not None:  # training reads cached latents: free the encoders' device memory
         encoder.to(device="cpu")
 
@@ -870,7 +924,7 @@ def train(
             batch = next(batches)
             sync = micro == sc.gradient_accumulation_steps - 1
             with accelerator.no_sync(model) if not sync else contextlib.nullcontext():
-                loss = flow_matching_loss(model, encoder, batch, cfg, device)
+                loss = flow_matching_loss(model, encoder, batch, cfg, device, null_text)
                 accelerator.backward(loss / sc.gradient_accumulation_steps)
             step_loss += loss.detach() / sc.gradient_accumulation_steps
         if oc.max_grad_norm is not None:
