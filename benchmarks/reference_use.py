@@ -77,7 +77,6 @@ def main() -> None:
     first_record = {a: next(r for r in records if r["actor_id"] == a) for a in actors}
     pipe = WildActorPipeline.from_pretrained(args.model)
     transformer = pipe.transformer.eval()
-    encoder = pipe._encoder()
     ref_latents: dict[str, tuple[torch.Tensor, list[str]]] = {}
     for actor in actors:
         record = first_record[actor]
@@ -92,10 +91,8 @@ def main() -> None:
         for index, record in enumerate(records):
             actor = record["actor_id"]
             other = actors[(actors.index(actor) + 1) % len(actors)]
-            video = torch.from_numpy(read_mp4(args.data / record["video"]).copy())
-            video = video.permute(3, 0, 1, 2)[None].float() / 127.5 - 1.0  # (1, 3, T, H, W)
-            z0 = encoder.encode_video(video)
-            text = encoder.encode_text([record["prompt"]])
+            z0 = pipe.encode_video_frames(read_mp4(args.data / record["video"]))  # (1, C, F, h, w)
+            text = pipe.encode_prompts([record["prompt"]])
             gen = torch.Generator().manual_seed(args.seed * 1_000_003 + index)
             for t in NOISE_LEVELS:
                 tt = torch.tensor([t])

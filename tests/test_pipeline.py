@@ -279,3 +279,17 @@ def test_references_can_be_fitted_into_a_smaller_frame(pipe, refs, monkeypatch):
     assert len(builds) == 1 and builds[0].num_tokens == 3 * 1 * 1  # 3 refs x (32/16/2)^2 tokens
     with pytest.raises(WildActorError, match="reference size 40x32 .* nearest valid size: 32x32"):
         pipe(["a man runs"], refs, reference_size=(40, 32), **CALL)
+
+
+def test_encode_video_frames_matches_the_trainers_encoder(pipe):
+    from wildactor.diffusion.encode import VAETextEncoder
+    from wildactor.media import frames_to_pixels
+
+    frames = np.random.default_rng(0).integers(0, 256, (5, 64, 64, 3), dtype=np.uint8)
+    pixels = frames_to_pixels(frames)
+    assert pixels.shape == (1, 3, 5, 64, 64) and pixels.min() >= -1 and pixels.max() <= 1
+    assert torch.equal(pixels[0, :, 2], torch.from_numpy(frames[2]).permute(2, 0, 1).float() / 127.5 - 1)
+    trainer = VAETextEncoder(pipe.vae, pipe.text_encoder, pipe.tokenizer, max_text_length=16)
+    assert torch.equal(pipe.encode_video_frames(frames), trainer.encode_video(pixels))
+    with pytest.raises(ValueError, match="uint8"):
+        frames_to_pixels(frames.astype(np.float32))

@@ -131,6 +131,17 @@ def read_mp4(path: str | os.PathLike[str]) -> np.ndarray:
     return np.stack(frames)
 
 
+def frames_to_pixels(frames: np.ndarray):
+    """(T, H, W, 3) uint8 frames (or R images stacked the same way) -> (1, 3, T, H, W) float32 in [-1, 1],
+    the layout a video VAE encodes."""
+    import torch
+
+    frames = np.asarray(frames)
+    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
+        raise ValueError(f"expected (T, H, W, 3) uint8 frames, got {frames.shape} {frames.dtype}")
+    return torch.from_numpy(frames.copy()).permute(3, 0, 1, 2)[None].float() / 127.5 - 1.0
+
+
 def _thumbnail(image: Image.Image, height: int) -> Image.Image:
     width = max(1, round(image.width * height / image.height))
     return image.resize((width, height), Image.Resampling.BICUBIC)

@@ -22,7 +22,7 @@ from PIL import Image
 
 from wildactor.diffusion.encode import VAETextEncoder
 from wildactor.errors import WildActorError
-from wildactor.media import fit_and_pad, load_image, to_rgb
+from wildactor.media import fit_and_pad, frames_to_pixels, load_image, to_rgb
 from wildactor.model import ReferenceCache, WildActorTransformer3DModel
 
 REGIONS: tuple[str, ...] = ("face", "body", "three_view")
@@ -155,10 +155,15 @@ class WildActorPipeline(DiffusionPipeline):
     @torch.no_grad()
     def encode_reference_images(self, images: Sequence[Image.Image]) -> torch.Tensor:
         """R images of the video size -> (1, C, R, h, w) normalised latents, one latent frame per image."""
-        pixels = torch.stack([torch.from_numpy(np.asarray(im).copy()) for im in images])  # (R, H, W, 3)
-        pixels = pixels.permute(3, 0, 1, 2).unsqueeze(0).float() / 127.5 - 1.0  # (1, 3, R, H, W)
+        pixels = frames_to_pixels(np.stack([np.asarray(im) for im in images]))  # (1, 3, R, H, W)
         vae_device = _module_device(self.vae, self._execution_device)
         return self._encoder().encode_references(pixels.to(vae_device))
+
+    @torch.no_grad()
+    def encode_video_frames(self, frames: np.ndarray) -> torch.Tensor:
+        """(T, H, W, 3) uint8 frames -> (1, C, F, h, w) normalised latents, as the trainer encodes clips."""
+        vae_device = _module_device(self.vae, self._execution_device)
+        return self._encoder().encode_video(frames_to_pixels(frames).to(vae_device))
 
     @torch.no_grad()
     def encode_prompts(self, prompts: Sequence[str], max_sequence_length: int | None = None) -> torch.Tensor:

@@ -230,10 +230,9 @@ def _cmd_render(args: argparse.Namespace) -> int:
 
 def _cmd_fit_vae(args: argparse.Namespace) -> int:
     import numpy as np
-    import torch
     from PIL import Image
 
-    from wildactor.media import read_mp4
+    from wildactor.media import frames_to_pixels, read_mp4
     from wildactor.model.pixel_vae import PixelShuffleVAE
 
     manifest = args.data / "manifest_train.jsonl"
@@ -243,15 +242,12 @@ def _cmd_fit_vae(args: argparse.Namespace) -> int:
         raise WildActorError("--every must be >= 1")
     records = [json.loads(line) for line in manifest.read_text().splitlines() if line.strip()][:: args.every]
 
-    def to_video(frames: np.ndarray) -> torch.Tensor:  # (T, H, W, 3) uint8 -> (3, T, H, W) in [-1, 1]
-        return torch.from_numpy(np.array(frames)).permute(3, 0, 1, 2).float() / 127.5 - 1.0
-
-    def videos():
+    def videos():  # (3, T, H, W) in [-1, 1]
         for rec in records:
-            yield to_video(read_mp4(args.data / rec["video"]))
+            yield frames_to_pixels(read_mp4(args.data / rec["video"]))[0]
             for ref in rec["refs"]:
                 image = np.asarray(Image.open(args.data / ref["path"]).convert("RGB"))
-                yield to_video(image[None])
+                yield frames_to_pixels(image[None])[0]
 
     try:
         vae, explained = PixelShuffleVAE.fit_pca(videos(), args.latent_channels, args.scale)
