@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 
 import numpy as np
 import pytest
@@ -14,20 +15,34 @@ from wildactor.world.motions import Motion
 from wildactor.world.probe_training import (
     HELDOUT_ACTORS,
     TRAIN_ACTORS,
+    ProbeTrainConfig,
     evaluate_frame_probe,
     evaluate_motion_probe,
     render_probe_clips,
     render_probe_frames,
+    train_probes,
 )
 from wildactor.world.probes import default_probe_dir, load_probes
 from wildactor.world.scenes import Scene
 
 TARGET = 0.97
-# The shipped probes reach the target on held-out actors for these attributes (probes.json, 3,000 frames)...
-MEETS_TARGET = ("skin_tone", "hair_colour", "top_colour", "bottom_colour", "shoe_colour", "height")
-# ...and not for these (measured 0.94-0.96): here the test guards a floor against regressions, it does not
-# claim the target. The print is judged on front views only (it is invisible from behind).
-BELOW_TARGET_FLOOR = {"hair_style": 0.93, "top_graphic": 0.90, "build": 0.90}
+# The shipped probes reach the target on held-out actors for these attributes (probes.json, 10,000 frames)...
+MEETS_TARGET = (
+    "skin_tone",
+    "hair_colour",
+    "hair_style",
+    "top_colour",
+    "top_graphic",
+    "bottom_colour",
+    "shoe_colour",
+    "height",
+)
+# ...and not for this one (measured 0.968): here the test guards a floor against regressions, it does not
+# claim the target.
+BELOW_TARGET_FLOOR = {"build": 0.96}
+# The print is judged on front views only (it is invisible from behind), about a fifth of the frames: 3,000
+# frames give ~600 of them, enough to tell 97 % from 95 %.
+HELDOUT_FRAMES = 3_000
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +58,7 @@ def test_heldout_actor_ranges_do_not_overlap():
 
 
 def test_attribute_probe_reaches_target_on_fresh_heldout_renders(probes):
-    frames, targets = render_probe_frames(900, seed=20_261_123, actor_range=HELDOUT_ACTORS)
+    frames, targets = render_probe_frames(HELDOUT_FRAMES, seed=20_261_123, actor_range=HELDOUT_ACTORS)
     acc = evaluate_frame_probe(probes.frame, frames, targets)
     assert set(MEETS_TARGET) | set(BELOW_TARGET_FLOOR) == set(ATTRIBUTES)
     for name in MEETS_TARGET:
@@ -81,6 +96,16 @@ def test_shipped_card_reports_heldout_accuracy_and_corruptions():
     assert all(report["clean"][k] >= f for k, f in BELOW_TARGET_FLOOR.items())
     size = sum(p.stat().st_size for p in default_probe_dir().glob("*.safetensors"))
     assert size <= 3 * 1024 * 1024
+
+
+def test_continued_training_keeps_every_earlier_round_on_the_card():
+    tiny = dict(train_frames=16, eval_frames=8, train_clips=6, eval_clips=6, frame_epochs=1, motion_epochs=1)
+    rounds = [ProbeTrainConfig(seed=seed, lr=lr, **tiny) for seed, lr in ((0, 2e-3), (1, 1e-3), (2, 7e-4))]
+    probes = None
+    for cfg in rounds:
+        probes = train_probes(cfg, progress=False, init=probes)
+    assert probes.card["train_config"] == asdict(rounds[-1])
+    assert probes.card["continued_from"] == [asdict(cfg) for cfg in rounds[:-1]]
 
 
 def test_missing_probe_folder_is_a_clear_error(tmp_path):

@@ -52,6 +52,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--out", type=Path, default=None, help="folder for weights (default: the package's assets)"
     )
     tp.add_argument("--train-frames", type=int, default=None)
+    tp.add_argument(
+        "--eval-frames", type=int, default=None, help="held-out frames behind the card's accuracy"
+    )
     tp.add_argument("--frame-epochs", type=int, default=None)
     tp.add_argument("--train-clips", type=int, default=None)
     tp.add_argument("--threads", type=int, default=1)
@@ -136,6 +139,7 @@ def _cmd_train_probes(args: argparse.Namespace) -> int:
         k: v
         for k, v in (
             ("train_frames", args.train_frames),
+            ("eval_frames", args.eval_frames),
             ("frame_epochs", args.frame_epochs),
             ("train_clips", args.train_clips),
             ("lr", args.lr),

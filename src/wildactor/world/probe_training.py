@@ -303,7 +303,7 @@ def train_probes(cfg: ProbeTrainConfig, progress: bool = True, init: Probes | No
         "yaw_bins": YAW_BINS,
         "graphic_eval_max_yaw": GRAPHIC_EVAL_MAX_YAW,
         "train_config": asdict(cfg),
-        "continued_from": (init.card.get("history", []) + [init.card["train_config"]]) if init else [],
+        "continued_from": (init.card.get("continued_from", []) + [init.card["train_config"]]) if init else [],
         "train_actor_ids": list(TRAIN_ACTORS),
         "heldout_actor_ids": list(HELDOUT_ACTORS),
         "heldout_frame_accuracy": heldout,
