@@ -25,21 +25,7 @@ from wildactor.world.probe_training import (
 from wildactor.world.probes import default_probe_dir, load_probes
 from wildactor.world.scenes import Scene
 
-TARGET = 0.97
-# The shipped probes reach the target on held-out actors for these attributes (probes.json, 10,000 frames)...
-MEETS_TARGET = (
-    "skin_tone",
-    "hair_colour",
-    "hair_style",
-    "top_colour",
-    "top_graphic",
-    "bottom_colour",
-    "shoe_colour",
-    "height",
-)
-# ...and not for this one (measured 0.968): here the test guards a floor against regressions, it does not
-# claim the target.
-BELOW_TARGET_FLOOR = {"build": 0.96}
+TARGET = 0.97  # every identity attribute, on held-out actors (probes.json: 10,000 frames)
 # The print is judged on front views only (it is invisible from behind), about a fifth of the frames: 3,000
 # frames give ~600 of them, enough to tell 97 % from 95 %.
 HELDOUT_FRAMES = 3_000
@@ -60,11 +46,8 @@ def test_heldout_actor_ranges_do_not_overlap():
 def test_attribute_probe_reaches_target_on_fresh_heldout_renders(probes):
     frames, targets = render_probe_frames(HELDOUT_FRAMES, seed=20_261_123, actor_range=HELDOUT_ACTORS)
     acc = evaluate_frame_probe(probes.frame, frames, targets)
-    assert set(MEETS_TARGET) | set(BELOW_TARGET_FLOOR) == set(ATTRIBUTES)
-    for name in MEETS_TARGET:
+    for name in ATTRIBUTES:
         assert acc[name] >= TARGET, (name, acc)
-    for name, floor in BELOW_TARGET_FLOOR.items():
-        assert acc[name] >= floor, (name, acc)
     assert acc["scene"] >= TARGET, acc
     assert acc["view"] >= 0.9, acc
 
@@ -92,8 +75,7 @@ def test_shipped_card_reports_heldout_accuracy_and_corruptions():
     card = json.loads((default_probe_dir() / "probes.json").read_text())
     report = card["heldout_frame_accuracy"]
     assert {"clean", "blur", "noise", "colour_jitter"} <= set(report)
-    assert min(report["clean"][k] for k in MEETS_TARGET) >= TARGET
-    assert all(report["clean"][k] >= f for k, f in BELOW_TARGET_FLOOR.items())
+    assert min(report["clean"][k] for k in ATTRIBUTES) >= TARGET
     size = sum(p.stat().st_size for p in default_probe_dir().glob("*.safetensors"))
     assert size <= 3 * 1024 * 1024
 
