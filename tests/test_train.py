@@ -380,3 +380,16 @@ def test_condition_dropout_uses_the_empty_prompt_and_drops_references(tmp_path):
     assert run(reference_dropout=0.999999)[1] is None
     with pytest.raises(ValueError, match="dropout"):
         dataclasses.replace(cfg.schedule, text_dropout=1.0)
+
+
+def test_learning_rate_warms_up_holds_and_decays_to_zero_at_max_steps():
+    from wildactor.train import ScheduleConfig, learning_rate
+
+    sc = ScheduleConfig(max_steps=100, warmup_steps=10, decay_steps=20)
+    rates = [learning_rate(s, 1.0, sc) for s in range(100)]
+    assert rates[0] == pytest.approx(0.1) and rates[9] == 1.0 == rates[80]
+    assert rates[90] == pytest.approx(0.5) and rates[99] == pytest.approx(0.05)
+    assert all(a >= b for a, b in zip(rates[10:], rates[11:]))
+    assert learning_rate(50, 2.0, ScheduleConfig(max_steps=100)) == 2.0
+    with pytest.raises(ValueError, match="decay_steps"):
+        ScheduleConfig(max_steps=10, decay_steps=11)

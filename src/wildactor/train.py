@@ -138,6 +138,7 @@ class OptimizerConfig:
 class ScheduleConfig:
     max_steps: int = 1000
     warmup_steps: int = 0
+    decay_steps: int = 0  # linear decay of the learning rate to 0 over the last decay_steps of max_steps
     gradient_accumulation_steps: int = 1
     timestep_sampling: str = "uniform"  # uniform | logit_normal
     logit_mean: float = 0.0
@@ -160,6 +161,8 @@ class ScheduleConfig:
 
         if self.max_steps < 1 or self.warmup_steps < 0 or self.gradient_accumulation_steps < 1:
             raise ValueError("schedule: max_steps >= 1, warmup_steps >= 0, gradient_accumulation_steps >= 1")
+        if not 0 <= self.decay_steps <= self.max_steps:
+            raise ValueError("schedule.decay_steps must be in [0, max_steps]")
         if self.timestep_sampling not in TIMESTEP_SAMPLERS:
             raise ValueError(f"schedule.timestep_sampling must be one of {TIMESTEP_SAMPLERS}")
         if self.loss_weighting not in LOSS_WEIGHTINGS:
@@ -594,6 +597,18 @@ def flow_matching_loss(
     return flow_loss(pred, z0, noise, t, sc.loss_weighting, weights)
 
 
+def learning_rate(step: int, base: float, schedule: ScheduleConfig) -> float:
+    """The rate of optimizer step ``step`` (0-based): linear warm-up, constant, then linear decay to 0 over the
+    last ``decay_steps`` of ``schedule.max_steps`` (not of a --max-steps override: a run stopped early and
+    resumed follows the same curve)."""
+    rate = base
+    if schedule.warmup_steps:
+        rate *= min(1.0, (step + 1) / schedule.warmup_steps)
+    if schedule.decay_steps:
+        rate *= min(1.0, max(0.0, (schedule.max_steps - step) / schedule.decay_steps))
+    return rate
+
+
 def _coin(seed: int, p: float) -> bool:
     import torch
 
@@ -929,7 +944,7 @@ def train(
             step_loss += loss.detach() / sc.gradient_accumulation_steps
         if oc.max_grad_norm is not None:
             accelerator.clip_grad_norm_(trainable, oc.max_grad_norm)
-        lr = oc.lr * min(1.0, (step + 1) / sc.warmup_steps) if sc.warmup_steps else oc.lr
+        lr = learning_rate(step, oc.lr, sc)
         for group in optimizer.param_groups:
             group["lr"] = lr
         optimizer.step()
