@@ -16,7 +16,6 @@ Embedders map (image, box) to a unit vector; similarity is the cosine. Back-ends
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -30,13 +29,14 @@ _RIGHT_EYE = list(range(42, 48))
 
 
 def dlib_model_dir() -> Path:
-    """The folder holding dlib's .dat files, found without importing face_recognition_models."""
-    spec = importlib.util.find_spec("face_recognition_models")
-    if spec is None or not spec.submodule_search_locations:
+    """The folder holding dlib's .dat files (the benchmark's lookup), or a one-line error."""
+    from wildactor.bench.metrics.face import face_recognition_models_dir
+
+    folder = face_recognition_models_dir()
+    if folder is None:
         raise WildActorError(
             "dlib face models not found: pip install face_recognition_models (it ships the .dat weights)"
         )
-    folder = Path(list(spec.submodule_search_locations)[0]) / "models"
     if not (folder / "dlib_face_recognition_resnet_model_v1.dat").is_file():
         raise WildActorError(f"dlib face models missing from {folder}")
     return folder
