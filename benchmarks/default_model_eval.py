@@ -42,6 +42,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, default=DEFAULT_MODEL_DIR)
     parser.add_argument("--actors", type=int, default=12)
+    parser.add_argument(
+        "--first-actor",
+        type=int,
+        default=FIRST_ACTOR,
+        help="first actor id (ids first + 997 k); choose settings on another set than the one reported",
+    )
     parser.add_argument("--steps", type=int, default=None, help="default: the model's generate_defaults.json")
     parser.add_argument("--guidance-scale", type=float, default=None, help="default: the model's")
     parser.add_argument(
@@ -50,6 +56,10 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
+    if args.first_actor < FIRST_ACTOR:
+        raise SystemExit(
+            f"--first-actor must be >= {FIRST_ACTOR}: lower ids overlap the probes' training actors"
+        )
     torch.set_num_threads(args.threads)
 
     defaults = json.loads((args.model / "generate_defaults.json").read_text())
@@ -66,7 +76,7 @@ def main() -> None:
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         for k in range(args.actors):
-            index = FIRST_ACTOR + 997 * k  # spread over the held-out range
+            index = args.first_actor + 997 * k  # spread over the held-out range
             actor = Actor.from_id(index)
             truth = {f: getattr(actor, f) for f in attribute_fields()}
             example = write_example_actor(Path(tmp) / str(index), index)
@@ -109,7 +119,7 @@ def main() -> None:
     result = {
         "benchmark": "default_model_actorworld",
         "command": f"python benchmarks/default_model_eval.py --model {args.model} --actors {args.actors} "
-        f"--threads {args.threads}"
+        f"--first-actor {args.first_actor} --threads {args.threads}"
         + (f" --guidance-scale {args.guidance_scale}" if args.guidance_scale is not None else "")
         + (
             f" --reference-guidance-scale {args.reference_guidance_scale}"
