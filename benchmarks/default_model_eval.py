@@ -38,6 +38,30 @@ from wildactor.world.actors import attribute_fields
 FIRST_ACTOR = 300_000  # the probes' held-out range starts here; the model trained on ids < 400
 
 
+def _shown(path: Path) -> str:
+    """A path as the command would be typed from the repository root (relative when it lies inside it)."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def command_line(args: argparse.Namespace) -> str:
+    """The command that reproduces this run (every option that was given)."""
+    parts = [
+        f"python benchmarks/default_model_eval.py --model {_shown(args.model)} --actors {args.actors}",
+        f"--first-actor {args.first_actor} --threads {args.threads}",
+    ]
+    for flag, value in (
+        ("--steps", args.steps),
+        ("--guidance-scale", args.guidance_scale),
+        ("--reference-guidance-scale", args.reference_guidance_scale),
+    ):
+        if value is not None:
+            parts.append(f"{flag} {value}")
+    return " ".join(parts)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, default=DEFAULT_MODEL_DIR)
@@ -118,16 +142,9 @@ def main() -> None:
             }
     result = {
         "benchmark": "default_model_actorworld",
-        "command": f"python benchmarks/default_model_eval.py --model {args.model} --actors {args.actors} "
-        f"--first-actor {args.first_actor} --threads {args.threads}"
-        + (f" --guidance-scale {args.guidance_scale}" if args.guidance_scale is not None else "")
-        + (
-            f" --reference-guidance-scale {args.reference_guidance_scale}"
-            if args.reference_guidance_scale
-            else ""
-        ),
+        "command": command_line(args),
         "machine": machine_info(args.threads),
-        "model": str(args.model),
+        "model": _shown(args.model),
         "settings": {
             "steps": steps,
             "size": size,

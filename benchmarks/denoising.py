@@ -24,10 +24,9 @@ import numpy as np
 import torch
 
 from common import machine_info
-from reference_use import pick_references
+from reference_use import clip_latents, pick_references
 from wildactor.bench.report import bootstrap_ci
 from wildactor.diffusion.flow import model_timestep, noisy_latents
-from wildactor.media import read_mp4
 from wildactor.pipeline import WildActorPipeline
 
 NOISE_LEVELS = (0.2, 0.5)
@@ -61,9 +60,7 @@ def main() -> None:
                 pick_references(record, args.data), record["height"], record["width"]
             )
             refs = pipe.encode_reference_images(images)  # (1, C, R, h, w)
-            z0 = pipe.encode_video_frames(
-                read_mp4(args.data / record["video"])[:: args.frame_stride]
-            )  # (1, C, F, h, w)
+            z0 = clip_latents(pipe, args.data, record, args.frame_stride)
             text = pipe.encode_prompts([record["prompt"]])
 
             def velocity(z, t: float, text=text, refs=refs, types=types):

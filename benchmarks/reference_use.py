@@ -51,6 +51,11 @@ def pick_references(record: dict, root: Path) -> list[Reference]:
     return refs
 
 
+def clip_latents(pipe: WildActorPipeline, root: Path, record: dict, frame_stride: int) -> torch.Tensor:
+    """A held-out clip's clean latents (1, C, F, h, w), every ``frame_stride``-th frame, as training reads it."""
+    return pipe.encode_video_frames(read_mp4(root / record["video"])[::frame_stride])
+
+
 def x0_error(transformer, z0, zt, t: float, timestep, text, refs) -> float:
     """Mean squared error of the model's clean-latent estimate x0 = z_t - t v at noise level t."""
     kwargs = {} if refs is None else {"reference_latents": refs[0], "reference_types": refs[1]}
@@ -94,9 +99,7 @@ def main() -> None:
         for index, record in enumerate(records):
             actor = record["actor_id"]
             other = actors[(actors.index(actor) + 1) % len(actors)]
-            z0 = pipe.encode_video_frames(
-                read_mp4(args.data / record["video"])[:: args.frame_stride]
-            )  # (1, C, F, h, w)
+            z0 = clip_latents(pipe, args.data, record, args.frame_stride)
             text = pipe.encode_prompts([record["prompt"]])
             gen = torch.Generator().manual_seed(args.seed * 1_000_003 + index)
             for t in NOISE_LEVELS:

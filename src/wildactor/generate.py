@@ -115,6 +115,8 @@ def main(args: argparse.Namespace) -> int:
         raise WildActorError(f"reference LoRA file not found: {args.lora}")
     if args.model is not None and not references:
         raise WildActorError("no references: pass --ref PATH[:face|body|three_view] at least once")
+    size = parse_size(args.size) if args.size else None  # the format now; the model's strides below
+    ref_size = parse_size(args.ref_size) if args.ref_size else None
 
     # 2. The model's strides and defaults (read from configs before loading weights).
     default = None
@@ -135,7 +137,7 @@ def main(args: argparse.Namespace) -> int:
         if not prompts:
             prompts = list(default.example_prompts)
             print(f"prompts: the default model's example narrative ({len(prompts)} shots)")
-    width, height = parse_size(args.size) if args.size else tuple(defaults["size"])
+    width, height = size or tuple(defaults["size"])
     num_frames = args.frames if args.frames is not None else int(defaults["frames"])
     steps = args.steps if args.steps is not None else int(defaults["steps"])
     fps = args.fps if args.fps is not None else int(defaults["fps"])
@@ -150,7 +152,6 @@ def main(args: argparse.Namespace) -> int:
     if args.max_sequence_length is not None and args.max_sequence_length < 1:
         raise WildActorError(f"--max-sequence-length must be >= 1, got {args.max_sequence_length}")
     check_generation_inputs(prompts, height, width, num_frames, size_multiple, temporal)
-    ref_size = parse_size(args.ref_size) if args.ref_size else None
     if ref_size is not None:
         check_size(*ref_size, size_multiple, what="--ref-size")
 
