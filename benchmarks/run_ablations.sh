@@ -5,6 +5,8 @@
 # Resumable: a finished run is not retrained, a stopped one continues from its newest checkpoint.
 #
 #   bash benchmarks/run_ablations.sh [BUDGET_STEPS]      # default 750; needs data/actorworld (README)
+# Writes benchmarks/results/ablation_B_NAME.json, reference_use_ablation_B_NAME.json and the four tables
+# ablations_B_table{3,4}_{body,reference_use}.json (their markdown is printed). 750 steps: about 70 min on 2 cores.
 #
 # The learning rate is constant after warm-up until the decay of the last 2,000 of 7,500 steps, so a budget up to
 # 5,500 steps is the same computation as the first steps of the shipped model's run.
@@ -37,3 +39,17 @@ e('$run/checkpoints/$CKPT', '$export_dir', 32, 300123, \
   python benchmarks/reference_use.py --model "$export_dir" --clips 160 --frame-stride 2 --threads "$THREADS" \
     --out "benchmarks/results/reference_use_ablation_${B}_${name}.json"
 done
+
+R=benchmarks/results
+python benchmarks/ablations.py --table "${B}_table4_body" "AIPA + I-RoPE=$R/ablation_${B}_main.json" \
+  "full attention=$R/ablation_${B}_full.json" "AIPA, shared RoPE=$R/ablation_${B}_shared.json" \
+  --out "$R/ablations_${B}_table4_body.json"
+python benchmarks/ablations.py --table "${B}_table4_reference_use" "AIPA + I-RoPE=$R/reference_use_ablation_${B}_main.json" \
+  "full attention=$R/reference_use_ablation_${B}_full.json" "AIPA, shared RoPE=$R/reference_use_ablation_${B}_shared.json" \
+  --out "$R/ablations_${B}_table4_reference_use.json"
+python benchmarks/ablations.py --table "${B}_table3_body" "viewpoint-adaptive=$R/ablation_${B}_main.json" \
+  "random=$R/ablation_${B}_random.json" "self-crop only=$R/ablation_${B}_selfcrop.json" \
+  --out "$R/ablations_${B}_table3_body.json"
+python benchmarks/ablations.py --table "${B}_table3_reference_use" "viewpoint-adaptive=$R/reference_use_ablation_${B}_main.json" \
+  "random=$R/reference_use_ablation_${B}_random.json" "self-crop only=$R/reference_use_ablation_${B}_selfcrop.json" \
+  --out "$R/ablations_${B}_table3_reference_use.json"
