@@ -31,25 +31,29 @@ for name in main full shared random selfcrop; do
     # shellcheck disable=SC2086
     wildactor train --config configs/actorworld-tiny.yaml --max-steps "$B" --output-dir "$run" $resume ${SETS[$name]}
   fi
-  python -c "from wildactor.default_model import export_default_model as e; \
-e('$run/checkpoints/$CKPT', '$export_dir', 32, 300123, \
-{'steps': 20, 'size': [64, 64], 'frames': 5, 'fps': 4, 'guidance_scale': 2.0, 'reference_guidance_scale': 3.0})"
+  # exported like the shipped model: its text length, example actor and sampling settings
+  python -c "import json; from wildactor.default_model import DEFAULT_MODEL_DIR as d, export_default_model as e; \
+e('$run/checkpoints/$CKPT', '$export_dir', json.loads((d / 'model_index.json').read_text())['max_sequence_length'], \
+300123, json.loads((d / 'generate_defaults.json').read_text()))"
   python benchmarks/default_model_eval.py --model "$export_dir" --actors 16 --threads "$THREADS" \
     --out "benchmarks/results/ablation_${B}_${name}.json"
   python benchmarks/reference_use.py --model "$export_dir" --clips 160 --frame-stride 2 --threads "$THREADS" \
     --out "benchmarks/results/reference_use_ablation_${B}_${name}.json"
 done
 
-R=benchmarks/results
-python benchmarks/ablations.py --table "${B}_table4_body" "AIPA + I-RoPE=$R/ablation_${B}_main.json" \
-  "full attention=$R/ablation_${B}_full.json" "AIPA, shared RoPE=$R/ablation_${B}_shared.json" \
-  --out "$R/ablations_${B}_table4_body.json"
-python benchmarks/ablations.py --table "${B}_table4_reference_use" "AIPA + I-RoPE=$R/reference_use_ablation_${B}_main.json" \
-  "full attention=$R/reference_use_ablation_${B}_full.json" "AIPA, shared RoPE=$R/reference_use_ablation_${B}_shared.json" \
-  --out "$R/ablations_${B}_table4_reference_use.json"
-python benchmarks/ablations.py --table "${B}_table3_body" "viewpoint-adaptive=$R/ablation_${B}_main.json" \
-  "random=$R/ablation_${B}_random.json" "self-crop only=$R/ablation_${B}_selfcrop.json" \
-  --out "$R/ablations_${B}_table3_body.json"
-python benchmarks/ablations.py --table "${B}_table3_reference_use" "viewpoint-adaptive=$R/reference_use_ablation_${B}_main.json" \
-  "random=$R/reference_use_ablation_${B}_random.json" "self-crop only=$R/reference_use_ablation_${B}_selfcrop.json" \
-  --out "$R/ablations_${B}_table3_reference_use.json"
+# One table from the generation scores and one from the identity gains, for the same variants (the first is the
+# one the others are compared with): tables NAME "LABEL=VARIANT" ...
+tables() {
+  local table=$1 body=() gain=()
+  shift
+  for pair in "$@"; do
+    body+=("${pair%%=*}=benchmarks/results/ablation_${B}_${pair#*=}.json")
+    gain+=("${pair%%=*}=benchmarks/results/reference_use_ablation_${B}_${pair#*=}.json")
+  done
+  python benchmarks/ablations.py --table "${B}_${table}_body" "${body[@]}" \
+    --out "benchmarks/results/ablations_${B}_${table}_body.json"
+  python benchmarks/ablations.py --table "${B}_${table}_reference_use" "${gain[@]}" \
+    --out "benchmarks/results/ablations_${B}_${table}_reference_use.json"
+}
+tables table4 "AIPA + I-RoPE=main" "full attention=full" "AIPA, shared RoPE=shared"
+tables table3 "viewpoint-adaptive=main" "random=random" "self-crop only=selfcrop"
