@@ -39,17 +39,35 @@ class LoRAProjection(nn.Module):
 
 
 class ReferenceLoRA(nn.Module):
-    """The reference-only LoRA of one block's self-attention: q, k and v (not the output projection)."""
+    """The reference-only LoRA of one block's self-attention: q, k and v (not the output projection).
 
-    def __init__(self, dim: int, inner_dim: int, rank: int, alpha: float) -> None:
+    Module names are `q`, `k`, `v` (not `to_q`...), so an ordinary PEFT LoRA targeting Wan's `to_q`/`to_k`/`to_v`
+    never matches them. `query=False` leaves out the q update: in the last block the references' queries feed
+    nothing (no later block reads reference tokens), so that LoRA would never receive a gradient.
+    """
+
+    def __init__(self, dim: int, inner_dim: int, rank: int, alpha: float, query: bool = True) -> None:
         super().__init__()
-        self.to_q = LoRAProjection(dim, inner_dim, rank, alpha)
-        self.to_k = LoRAProjection(dim, inner_dim, rank, alpha)
-        self.to_v = LoRAProjection(dim, inner_dim, rank, alpha)
+        self.q = LoRAProjection(dim, inner_dim, rank, alpha) if query else None
+        self.k = LoRAProjection(dim, inner_dim, rank, alpha)
+        self.v = LoRAProjection(dim, inner_dim, rank, alpha)
 
     def reset_parameters(self) -> None:
-        for proj in (self.to_q, self.to_k, self.to_v):
-            proj.reset_parameters()
+        for proj in (self.q, self.k, self.v):
+            if proj is not None:
+                proj.reset_parameters()
+
+
+@dataclass
+class LayerKV:
+    """Where a block leaves the reference K/V it computed (each (B, S_ref, heads, head_dim)).
+
+    Passed into the block call and filled there, so the K/V leave the block without the block's output changing
+    type: hooks that wrap `blocks[i]` (block caches, offloading) see a plain tensor in and out.
+    """
+
+    key: torch.Tensor | None = None
+    value: torch.Tensor | None = None
 
 
 @dataclass(frozen=True)
@@ -118,9 +136,10 @@ def project_qkv(
     """
     query, key, value = _get_qkv_projections(attn, hidden_states, None)  # each (B, S, inner)
     if lora is not None:
-        query = query + lora.to_q(hidden_states)
-        key = key + lora.to_k(hidden_states)
-        value = value + lora.to_v(hidden_states)
+        if lora.q is not None:
+            query = query + lora.q(hidden_states)
+        key = key + lora.k(hidden_states)
+        value = value + lora.v(hidden_states)
     query = attn.norm_q(query)  # RMS-norm across heads, before the head split (as Wan)
     key = attn.norm_k(key)
     query = query.unflatten(2, (attn.heads, -1))  # (B, S, H, D)

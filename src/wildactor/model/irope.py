@@ -9,11 +9,13 @@ never looked up in a fixed-length table, so any integer position is valid.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
 from diffusers.models.embeddings import get_1d_rotary_pos_embed
+from torch import nn
 
 REFERENCE_TYPES = ("face", "body")
 ROPE_MODES = ("irope", "shared")
@@ -104,21 +106,93 @@ def axis_dims(attention_head_dim: int) -> tuple[int, int, int]:
 
 
 def rotary_tables(
-    coordinates: torch.Tensor, attention_head_dim: int, theta: float = 10000.0
+    coordinates: torch.Tensor,
+    attention_head_dim: int,
+    theta: float = 10000.0,
+    device: torch.device | str | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Interleaved-pair rotary (cos, sin) for arbitrary (t, h, w) coordinates, each (1, S, 1, head_dim) float32.
 
     Equal, for video coordinates, to diffusers' `WanRotaryPosEmbed` tables: the same float64 frequencies,
-    evaluated at the given positions instead of gathered from a 1024-row table.
+    evaluated at the given positions instead of gathered from a 1024-row table. Built on `device` (default: the
+    coordinates'), so no table crosses from host to accelerator.
     """
+    device = torch.device(device) if device is not None else coordinates.device
+    freqs_dtype = torch.float32 if device.type == "mps" else torch.float64  # MPS has no float64 (as Wan)
     cos_parts, sin_parts = [], []
     for axis, dim in enumerate(axis_dims(attention_head_dim)):
-        positions = coordinates[:, axis].to(torch.float64)
+        positions = coordinates[:, axis].to(device=device, dtype=freqs_dtype)
         cos, sin = get_1d_rotary_pos_embed(
-            dim, positions, theta, use_real=True, repeat_interleave_real=True, freqs_dtype=torch.float64
+            dim, positions, theta, use_real=True, repeat_interleave_real=True, freqs_dtype=freqs_dtype
         )  # each (S, dim) float32
         cos_parts.append(cos)
         sin_parts.append(sin)
     cos = torch.cat(cos_parts, dim=-1)[None, :, None, :]  # (1, S, 1, head_dim)
     sin = torch.cat(sin_parts, dim=-1)[None, :, None, :]
     return cos, sin
+
+
+RotaryTables = tuple[torch.Tensor, torch.Tensor]
+
+
+class IRoPE(nn.Module):
+    """The model's `rope`: rotary tables of video tokens (`forward`, as Wan's rope) and of reference tokens.
+
+    Tables depend only on the token layout, so each is built once per (layout, device), on that device, and
+    reused for every step, branch and block (the last `max_entries` layouts are kept). It owns no weights.
+    Being the module called `rope` keeps diffusers' context-parallel plan, which splits `rope`'s outputs, valid.
+    """
+
+    def __init__(
+        self, attention_head_dim: int, patch_size: Sequence[int], config: IRoPEConfig, max_entries: int = 16
+    ) -> None:
+        super().__init__()
+        self.attention_head_dim = attention_head_dim
+        self.patch_size = tuple(int(p) for p in patch_size)
+        self.config = config
+        self.max_entries = max_entries
+        self._tables: OrderedDict[tuple, RotaryTables] = OrderedDict()
+
+    def token_grid(self, latent_shape: Sequence[int]) -> tuple[int, int, int]:
+        """Latent (F, H, W) -> token grid (F / p_t, H / p_h, W / p_w)."""
+        f, h, w = (int(s) for s in latent_shape)
+        p_t, p_h, p_w = self.patch_size
+        return f // p_t, h // p_h, w // p_w
+
+    def _memo(self, key: tuple, build: Callable[[], RotaryTables]) -> RotaryTables:
+        if key in self._tables:
+            self._tables.move_to_end(key)
+            return self._tables[key]
+        tables = build()
+        self._tables[key] = tables
+        while len(self._tables) > self.max_entries:
+            self._tables.popitem(last=False)
+        return tables
+
+    def forward(self, hidden_states: torch.Tensor) -> RotaryTables:
+        """Tables of the video tokens of `hidden_states` (B, C, F, H, W); each (1, F'*H'*W', 1, head_dim)."""
+        grid = self.token_grid(hidden_states.shape[2:])
+        device = hidden_states.device
+        return self._memo(
+            ("video", grid, str(device)),
+            lambda: rotary_tables(video_coordinates(*grid), self.attention_head_dim, device=device),
+        )
+
+    def reference(
+        self,
+        video_shape: Sequence[int],
+        reference_types: Sequence[str],
+        ref_height: int,
+        ref_width: int,
+        device: torch.device,
+    ) -> RotaryTables:
+        """Tables of reference tokens (R * ref_height * ref_width) for a video latent of shape (F, H, W)."""
+        grid = self.token_grid(video_shape)
+        kinds = normalize_reference_types(reference_types)
+        key = ("reference", grid, kinds, int(ref_height), int(ref_width), str(device))
+
+        def build() -> RotaryTables:
+            coords = reference_coordinates(*grid, kinds, ref_height, ref_width, self.config)
+            return rotary_tables(coords, self.attention_head_dim, device=device)
+
+        return self._memo(key, build)

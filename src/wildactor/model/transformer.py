@@ -18,28 +18,26 @@ from safetensors.torch import save_file
 from torch import nn
 
 from wildactor.errors import WildActorError
-from wildactor.model.aipa import AIPAAttnProcessor, ReferenceCache, ReferenceLoRA, project_qkv
-from wildactor.model.irope import (
-    IRoPEConfig,
-    normalize_reference_types,
-    reference_coordinates,
-    rotary_tables,
-    video_coordinates,
-)
+from wildactor.model.aipa import AIPAAttnProcessor, LayerKV, ReferenceCache, ReferenceLoRA, project_qkv
+from wildactor.model.irope import IRoPE, IRoPEConfig, normalize_reference_types
 
 ATTENTION_MODES = ("aipa", "full")
-LORA_PREFIX = "reference_lora."
+LORA_PREFIX = (
+    "reference_lora."  # key prefix in reference-LoRA files: reference_lora.{i}.to_{q,k,v}.{down,up}.weight
+)
 LORA_FORMAT = "wildactor-reference-lora"
+_FILE_PROJ = {"q": "to_q", "k": "to_k", "v": "to_v"}  # module name -> file name of each projection
 
 Modulation = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
+Rotary = tuple[torch.Tensor, torch.Tensor]
 
 
-def _modulation(block: WanTransformerBlock, temb: torch.Tensor) -> Modulation:
+def _modulation(table: torch.Tensor, temb: torch.Tensor) -> Modulation:
     """shift, scale, gate (attention) and shift, scale, gate (FFN), as Wan's block computes them (fp32)."""
     if temb.ndim == 4:  # (B, S, 6, D): per-token timesteps (Wan2.2 TI2V)
-        parts = (block.scale_shift_table.unsqueeze(0) + temb.float()).chunk(6, dim=2)
+        parts = (table.unsqueeze(0) + temb.float()).chunk(6, dim=2)
         return tuple(p.squeeze(2) for p in parts)  # each (B, S, D)
-    return (block.scale_shift_table + temb.float()).chunk(6, dim=1)  # each (B, 1, D)
+    return (table + temb.float()).chunk(6, dim=1)  # each (B, 1, D)
 
 
 def _modulate(norm: nn.Module, x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
@@ -48,6 +46,150 @@ def _modulate(norm: nn.Module, x: torch.Tensor, shift: torch.Tensor, scale: torc
 
 def _gated(x: torch.Tensor, update: torch.Tensor, gate: torch.Tensor) -> torch.Tensor:
     return (x.float() + update.float() * gate).type_as(x)
+
+
+class WildActorTransformerBlock(WanTransformerBlock):
+    """Wan's block plus this layer's reference LoRA; its `forward` runs every use of the layer.
+
+    One call = one use, so anything that wraps or hooks `blocks[i]` (FSDP, diffusers' block caches, group
+    offloading, regional compile, context parallel) sees the video pass, the reference stream and the
+    full-attention ablation alike:
+
+    - video: `block(x, text, temb, rotary, reference_kv=None)` -> x, Wan's block with the self-attention keys and
+      values extended by this layer's cached reference K/V (AIPA). Without them it is Wan's block exactly.
+    - reference stream alone: `block(r, None, r_temb, r_rotary, reference_out=slot)` -> next r, self-attention
+      among references only (LoRA on q/k/v, no text); the layer's reference K/V are left in `slot`.
+    - both at once (training): `block(x, text, temb, rotary, reference_hidden_states=r, reference_temb=...,
+      reference_rotary_emb=..., reference_out=slot)` -> (x, next r). In "aipa" mode the reference stream runs
+      first and the video attends to its K/V; in "full" mode video and references share one attention.
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        ffn_dim: int,
+        num_heads: int,
+        qk_norm: str = "rms_norm_across_heads",
+        cross_attn_norm: bool = False,
+        eps: float = 1e-6,
+        added_kv_proj_dim: int | None = None,
+        lora_rank: int = 128,
+        lora_alpha: float | None = None,
+        attention_mode: str = "aipa",
+        last: bool = False,
+    ) -> None:
+        super().__init__(dim, ffn_dim, num_heads, qk_norm, cross_attn_norm, eps, added_kv_proj_dim)
+        if attention_mode not in ATTENTION_MODES:
+            raise ValueError(f"attention_mode must be one of {ATTENTION_MODES}, got {attention_mode!r}")
+        self.attention_mode = attention_mode
+        # The last layer's reference output feeds nothing: it stops after K/V and needs no query LoRA.
+        self.reference_output_used = not last
+        alpha = float(lora_rank if lora_alpha is None else lora_alpha)
+        self.reference_lora = ReferenceLoRA(dim, dim, lora_rank, alpha, query=not last)
+        self.attn1.set_processor(AIPAAttnProcessor())
+
+    def forward(
+        self,
+        hidden_states: torch.Tensor,
+        encoder_hidden_states: torch.Tensor | None,
+        temb: torch.Tensor,
+        rotary_emb: Rotary,
+        reference_kv: tuple[torch.Tensor, torch.Tensor] | None = None,
+        reference_hidden_states: torch.Tensor | None = None,
+        reference_temb: torch.Tensor | None = None,
+        reference_rotary_emb: Rotary | None = None,
+        reference_out: LayerKV | None = None,
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """hidden_states (B, S, D) -> (B, S, D); with reference_hidden_states (B, S_ref, D), a pair. See the class."""
+        if encoder_hidden_states is None:  # the reference stream alone
+            r, key, value = self._reference_stream(hidden_states, temb, rotary_emb)
+            if reference_out is not None:
+                reference_out.key, reference_out.value = key, value
+            return r
+        if reference_hidden_states is None:
+            return self._video(hidden_states, encoder_hidden_states, temb, rotary_emb, reference_kv)
+        if reference_kv is not None:
+            raise ValueError("pass reference tokens or their cached K/V, not both")
+        if reference_temb is None or reference_rotary_emb is None:
+            raise ValueError("reference_hidden_states need reference_temb and reference_rotary_emb")
+        if self.attention_mode == "full":
+            x, r, key, value = self._joint(
+                hidden_states, reference_hidden_states, encoder_hidden_states, temb, reference_temb,
+                rotary_emb, reference_rotary_emb,
+            )  # fmt: skip
+        else:
+            r, key, value = self._reference_stream(
+                reference_hidden_states, reference_temb, reference_rotary_emb
+            )
+            x = self._video(hidden_states, encoder_hidden_states, temb, rotary_emb, (key, value))
+        if reference_out is not None:
+            reference_out.key, reference_out.value = key, value
+        return x, r
+
+    def _reference_stream(
+        self, r: torch.Tensor, temb: torch.Tensor, rotary: Rotary
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Self-attention among references (q/k/v with the LoRA), no text, FFN. Returns (next r, K, V)."""
+        shift, scale, gate, c_shift, c_scale, c_gate = _modulation(self.scale_shift_table, temb)
+        query, key, value = project_qkv(
+            self.attn1, _modulate(self.norm1, r, shift, scale), rotary, self.reference_lora
+        )
+        if not self.reference_output_used:
+            return r, key, value
+        r = _gated(r, self.attn1.processor.attend(self.attn1, query, key, value), gate)
+        r = _gated(r, self.ffn(_modulate(self.norm3, r, c_shift, c_scale)), c_gate)
+        return r, key, value
+
+    def _video(
+        self,
+        x: torch.Tensor,
+        encoder_hidden_states: torch.Tensor,
+        temb: torch.Tensor,
+        rotary: Rotary,
+        reference_kv: tuple[torch.Tensor, torch.Tensor] | None,
+    ) -> torch.Tensor:
+        """Wan's block, with self-attention keys/values extended by the references' (AIPA)."""
+        shift, scale, gate, c_shift, c_scale, c_gate = _modulation(self.scale_shift_table, temb)
+        attn_out = self.attn1(
+            _modulate(self.norm1, x, shift, scale), None, None, rotary, reference_kv=reference_kv
+        )
+        x = _gated(x, attn_out, gate)
+        x = x + self.attn2(self.norm2(x.float()).type_as(x), encoder_hidden_states, None, None)
+        return _gated(x, self.ffn(_modulate(self.norm3, x, c_shift, c_scale)), c_gate)
+
+    def _joint(
+        self,
+        x: torch.Tensor,
+        r: torch.Tensor,
+        encoder_hidden_states: torch.Tensor,
+        temb: torch.Tensor,
+        ref_temb: torch.Tensor,
+        rotary: Rotary,
+        ref_rotary: Rotary,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Full-attention ablation: video (x) and reference (r) tokens in one self-attention, both ways.
+
+        Returns (x, r, reference K, reference V).
+        """
+        shift, scale, gate, c_shift, c_scale, c_gate = _modulation(self.scale_shift_table, temb)
+        r_shift, r_scale, r_gate, rc_shift, rc_scale, rc_gate = _modulation(self.scale_shift_table, ref_temb)
+        q_v, k_v, v_v = project_qkv(self.attn1, _modulate(self.norm1, x, shift, scale), rotary)
+        q_r, k_r, v_r = project_qkv(
+            self.attn1, _modulate(self.norm1, r, r_shift, r_scale), ref_rotary, self.reference_lora
+        )
+        # The last layer's reference queries are never used: only the video queries attend.
+        q = torch.cat([q_v, q_r], 1) if self.reference_output_used else q_v
+        out = self.attn1.processor.attend(
+            self.attn1, q, torch.cat([k_v, k_r], 1), torch.cat([v_v, v_r], 1)
+        )  # (B, S_video [+ S_ref], D)
+        x = _gated(x, out[:, : x.shape[1]], gate)
+        if self.reference_output_used:
+            r = _gated(r, out[:, x.shape[1] :], r_gate)
+        x = x + self.attn2(self.norm2(x.float()).type_as(x), encoder_hidden_states, None, None)
+        x = _gated(x, self.ffn(_modulate(self.norm3, x, c_shift, c_scale)), c_gate)
+        if self.reference_output_used:
+            r = _gated(r, self.ffn(_modulate(self.norm3, r, rc_shift, rc_scale)), rc_gate)
+        return x, r, k_r, v_r
 
 
 class WildActorTransformer3DModel(WanTransformer3DModel):
@@ -61,6 +203,8 @@ class WildActorTransformer3DModel(WanTransformer3DModel):
     """
 
     _keys_to_ignore_on_load_unexpected = ["norm_added_q"]
+    _no_split_modules = ["WildActorTransformerBlock"]
+    _repeated_blocks = ["WildActorTransformerBlock"]
 
     @register_to_config
     def __init__(
@@ -114,27 +258,42 @@ class WildActorTransformer3DModel(WanTransformer3DModel):
         self.irope = IRoPEConfig(
             face_temporal_offset, body_temporal_offset, reference_frame_stride, rope_mode
         )
+        self.rope = IRoPE(attention_head_dim, patch_size, self.irope)
         inner_dim = num_attention_heads * attention_head_dim
-        alpha = float(lora_rank if lora_alpha is None else lora_alpha)
-        self.reference_lora = nn.ModuleList(
-            [ReferenceLoRA(inner_dim, inner_dim, lora_rank, alpha) for _ in range(num_layers)]
+        self.blocks = nn.ModuleList(
+            [
+                WildActorTransformerBlock(
+                    inner_dim,
+                    ffn_dim,
+                    num_attention_heads,
+                    qk_norm,
+                    cross_attn_norm,
+                    eps,
+                    added_kv_proj_dim,
+                    lora_rank=lora_rank,
+                    lora_alpha=lora_alpha,
+                    attention_mode=attention_mode,
+                    last=i == num_layers - 1,
+                )  # fmt: skip
+                for i in range(num_layers)
+            ]
         )
-        for block in self.blocks:
-            block.attn1.set_processor(AIPAAttnProcessor())
+        self._reference_calls = 0  # names a fresh cache context for each reference encoding
         self.reset_reference_lora()
 
     # ------------------------------------------------------------------ weights
 
     def reset_reference_lora(self) -> None:
         """All LoRA init in one place: down-projections random, up-projections zero (ΔW_ref = 0)."""
-        for lora in self.reference_lora:
-            lora.reset_parameters()
+        for block in self.blocks:
+            block.reference_lora.reset_parameters()
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path: str | Path, *args: Any, **kwargs: Any):
         """Load a diffusers Wan checkpoint (base weights); LoRA weights it lacks start at zero-B.
 
-        Extra config arguments (`lora_rank=...`, `attention_mode=...`) override the saved config.
+        Extra config arguments (`lora_rank=...`, `attention_mode=...`) override the saved config. A saved
+        WildActor model of the earlier layout (`reference_lora.{i}.to_q...` at the top level) loads too.
         """
         want_info = kwargs.pop("output_loading_info", False)
         # diffusers warns that missing weights are "newly initialized"; for the LoRA that is expected and
@@ -147,41 +306,60 @@ class WildActorTransformer3DModel(WanTransformer3DModel):
             )
         finally:
             diffusers_logging.set_verbosity(verbosity)
-        unexpected_missing = [k for k in info["missing_keys"] if not k.startswith(LORA_PREFIX)]
+        unexpected_missing = [k for k in info["missing_keys"] if not _is_lora_name(k)]
         if unexpected_missing:
             raise WildActorError(
                 f"{pretrained_model_name_or_path}: checkpoint lacks base weights {sorted(unexpected_missing)[:5]}"
             )
-        missing = [k for k in info["missing_keys"] if k.startswith(LORA_PREFIX)]
-        if missing:
-            # A base Wan checkpoint: its LoRA tensors were never written, so (re)create and initialise them.
-            lora_params = {n: p for n, p in model.named_parameters() if n.startswith(LORA_PREFIX)}
-            device = next(p.device for n, p in model.named_parameters() if not n.startswith(LORA_PREFIX))
+        old_layout = [k for k in info.get("unexpected_keys", []) if k.startswith(LORA_PREFIX)]
+        if [k for k in info["missing_keys"] if _is_lora_name(k)]:
+            # A base Wan checkpoint (or the earlier layout): its LoRA tensors were not loaded into the blocks, so
+            # (re)create and initialise them, then take the earlier layout's tensors if the folder has them.
+            device = next(p.device for n, p in model.named_parameters() if not _is_lora_name(n))
             dtype = model.patch_embedding.weight.dtype
-            model.reference_lora.to_empty(device=device)
-            model.reference_lora.to(dtype=dtype)
+            for block in model.blocks:
+                block.reference_lora.to_empty(device=device)
+                block.reference_lora.to(dtype=dtype)
             model.reset_reference_lora()
-            info["missing_keys"] = [k for k in info["missing_keys"] if k not in lora_params]
+            if old_layout:
+                model._load_earlier_layout(pretrained_model_name_or_path, kwargs.get("subfolder"))
+            info["missing_keys"] = [k for k in info["missing_keys"] if not _is_lora_name(k)]
+            info["unexpected_keys"] = [k for k in info.get("unexpected_keys", []) if k not in old_layout]
         return (model, info) if want_info else model
+
+    def _load_earlier_layout(self, folder: str | Path, subfolder: str | None) -> None:
+        from safetensors.torch import load_file
+
+        root = Path(folder) / (subfolder or "")
+        tensors: dict[str, torch.Tensor] = {}
+        for file in sorted(root.glob("*.safetensors")):
+            tensors.update({k: v for k, v in load_file(str(file)).items() if k.startswith(LORA_PREFIX)})
+        self.load_reference_lora_tensors(tensors, source=str(root))
 
     def enable_reference_training(self) -> None:
         """Freeze the base model; only the reference LoRA is trainable."""
         self.requires_grad_(False)
-        self.reference_lora.requires_grad_(True)
+        for p in self.reference_lora_parameters():
+            p.requires_grad_(True)
 
     def reference_lora_parameters(self) -> Iterator[nn.Parameter]:
-        return self.reference_lora.parameters()
+        for block in self.blocks:
+            yield from block.reference_lora.parameters()
 
     def reference_lora_state_dict(self) -> dict[str, torch.Tensor]:
-        return {LORA_PREFIX + k: v for k, v in self.reference_lora.state_dict().items()}
+        """The reference LoRA under its file keys: `reference_lora.{i}.to_{q,k,v}.{down,up}.weight`."""
+        return reference_lora_file_tensors(self.state_dict())
 
     def _lora_metadata(self) -> dict[str, str]:
+        last = self.config.num_layers - 1
         return {
             "format": LORA_FORMAT,
             "rank": str(self.config.lora_rank),
             "alpha": str(float(self.config.lora_alpha or self.config.lora_rank)),
             "num_layers": str(self.config.num_layers),
             "dim": str(self.config.num_attention_heads * self.config.attention_head_dim),
+            # Files stay interchangeable with layouts that have a q LoRA in every block: that one is zero here.
+            "omitted": f"{LORA_PREFIX}{last}.to_q (the last block's reference queries are never used)",
         }
 
     def save_reference_lora(self, path: str | Path) -> Path:
@@ -219,38 +397,36 @@ class WildActorTransformer3DModel(WanTransformer3DModel):
                     f"{path} has {field}={meta.get(field)}, this model has {field}={mine[field]}"
                     + (f": build the model with lora_rank={meta.get('rank')}" if field == "rank" else "")
                 )
+        if meta.get("alpha") != mine["alpha"]:
+            raise WildActorError(f"{path} has lora_alpha={meta.get('alpha')}, this model {mine['alpha']}")
+        self.load_reference_lora_tensors(tensors, source=str(path))
+
+    def load_reference_lora_tensors(self, tensors: dict[str, torch.Tensor], source: str = "tensors") -> None:
+        """Load reference-LoRA tensors under their file keys. The last block's q LoRA, which files of the
+        earlier layout carry, is dropped: it never had any effect on the output."""
         expected = self.reference_lora_state_dict()
+        dead = f"{LORA_PREFIX}{self.config.num_layers - 1}.to_q."
+        tensors = {k: v for k, v in tensors.items() if not k.startswith(dead)}
         missing = sorted(set(expected) - set(tensors))
         extra = sorted(set(tensors) - set(expected))
         if missing or extra:
-            raise WildActorError(f"{path}: missing keys {missing[:3]}, unexpected keys {extra[:3]}")
+            raise WildActorError(f"{source}: missing keys {missing[:3]}, unexpected keys {extra[:3]}")
         for key, value in tensors.items():
             if value.shape != expected[key].shape:
                 raise WildActorError(
-                    f"{path}: {key} has shape {tuple(value.shape)}, expected {tuple(expected[key].shape)}"
+                    f"{source}: {key} has shape {tuple(value.shape)}, expected {tuple(expected[key].shape)}"
                 )
-        if meta.get("alpha") != mine["alpha"]:
-            raise WildActorError(f"{path} has lora_alpha={meta.get('alpha')}, this model {mine['alpha']}")
-        state = {k[len(LORA_PREFIX) :]: v for k, v in tensors.items()}
-        self.reference_lora.load_state_dict(state)
-
-    # ------------------------------------------------------------------ geometry
-
-    def _token_grid(self, latent_shape: Sequence[int]) -> tuple[int, int, int]:
-        p_t, p_h, p_w = self.config.patch_size
-        f, h, w = latent_shape
-        return f // p_t, h // p_h, w // p_w
-
-    def _video_rotary(self, latent_shape: Sequence[int], device: torch.device) -> tuple[torch.Tensor, ...]:
-        coords = video_coordinates(*self._token_grid(latent_shape))
-        cos, sin = rotary_tables(coords, self.config.attention_head_dim)
-        return cos.to(device), sin.to(device)
+        with torch.no_grad():
+            params = dict(self.named_parameters())
+            for key, value in tensors.items():
+                param = params[_module_name(key)]
+                param.copy_(value.to(device=param.device, dtype=param.dtype))
 
     # ------------------------------------------------------------------ reference stream
 
     def _embed_references(
         self, reference_latents: torch.Tensor, reference_types: Sequence[str], video_shape: Sequence[int]
-    ) -> tuple[torch.Tensor, torch.Tensor, tuple[torch.Tensor, torch.Tensor], tuple[str, ...]]:
+    ) -> tuple[torch.Tensor, torch.Tensor, Rotary, tuple[str, ...]]:
         """Patchify references, build their t=0 modulation and I-RoPE tables.
 
         Returns tokens (B, R*h'*w', D), timestep projection (B, 6, D), rotary (cos, sin), normalised kinds.
@@ -265,8 +441,7 @@ class WildActorTransformer3DModel(WanTransformer3DModel):
             raise ValueError(f"{num_refs} reference latents but {len(kinds)} reference_types")
         if len(video_shape) != 3:
             raise ValueError(f"video_shape must be the latent (F, H, W), got {tuple(video_shape)}")
-        p_t, p_h, p_w = self.config.patch_size
-        if p_t != 1:
+        if self.config.patch_size[0] != 1:
             raise ValueError("references are single latent frames and need a temporal patch size of 1")
         x = reference_latents.transpose(1, 2).reshape(batch * num_refs, channels, 1, height, width)
         x = self.patch_embedding(x)  # (B*R, D, 1, h', w')
@@ -279,31 +454,8 @@ class WildActorTransformer3DModel(WanTransformer3DModel):
         t0 = t0.to(next(ce.time_embedder.parameters()).dtype)
         temb = ce.time_embedder(t0).type_as(tokens)  # (B, D)
         timestep_proj = ce.time_proj(ce.act_fn(temb)).unflatten(1, (6, -1))  # (B, 6, D)
-
-        coords = reference_coordinates(*self._token_grid(video_shape), kinds, ref_h, ref_w, self.irope)
-        cos, sin = rotary_tables(coords, self.config.attention_head_dim)
-        return tokens, timestep_proj, (cos.to(tokens.device), sin.to(tokens.device)), kinds
-
-    def _reference_block(
-        self,
-        block: WanTransformerBlock,
-        lora: ReferenceLoRA,
-        x: torch.Tensor,
-        timestep_proj: torch.Tensor,
-        rotary: tuple[torch.Tensor, torch.Tensor],
-        last: bool,
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """One block of the reference stream alone: self-attention among references, no text, FFN.
-
-        Returns (next tokens, K, V). The last block's output is never used, so it stops after K/V.
-        """
-        shift, scale, gate, c_shift, c_scale, c_gate = _modulation(block, timestep_proj)
-        query, key, value = project_qkv(block.attn1, _modulate(block.norm1, x, shift, scale), rotary, lora)
-        if last:
-            return x, key, value
-        x = _gated(x, block.attn1.processor.attend(block.attn1, query, key, value), gate)
-        x = _gated(x, block.ffn(_modulate(block.norm3, x, c_shift, c_scale)), c_gate)
-        return x, key, value
+        rotary = self.rope.reference(video_shape, kinds, ref_h, ref_w, tokens.device)
+        return tokens, timestep_proj, rotary, kinds
 
     def encode_references(
         self, reference_latents: torch.Tensor, reference_types: Sequence[str], video_shape: Sequence[int]
@@ -311,137 +463,106 @@ class WildActorTransformer3DModel(WanTransformer3DModel):
         """Run the reference stream alone and keep every block's K/V.
 
         reference_latents: (B, C, R, h, w), one latent frame per reference image; reference_types: R of
-        "face" | "body"; video_shape: the video latent's (F, H, W). Needs no video, timestep or text.
+        "face" | "body"; video_shape: the video latent's (F, H, W). Needs no video, timestep or text. Goes
+        through the model's own call, so hooks on the model and on each block (offloading, FSDP) apply.
         """
         if self.config.attention_mode != "aipa":
             raise ValueError(
                 'attention_mode="full" mixes references with the video: no reference cache exists'
             )
-        x, timestep_proj, rotary, kinds = self._embed_references(
+        return self(
+            None, None, None, reference_latents=reference_latents, reference_types=reference_types,
+            video_shape=tuple(int(s) for s in video_shape),
+        )  # fmt: skip
+
+    def _reference_stream(
+        self,
+        reference_latents: torch.Tensor,
+        reference_types: Sequence[str],
+        video_shape: tuple[int, int, int],
+    ) -> ReferenceCache:
+        r, ref_proj, ref_rotary, kinds = self._embed_references(
             reference_latents, reference_types, video_shape
         )
-        keys, values = [], []
-        checkpoint = torch.is_grad_enabled() and self.gradient_checkpointing
-        for i, (block, lora) in enumerate(zip(self.blocks, self.reference_lora)):
-            last = i == len(self.blocks) - 1
-            if checkpoint:
-                x, key, value = self._gradient_checkpointing_func(
-                    self._reference_block, block, lora, x, timestep_proj, rotary, last
-                )
-            else:
-                x, key, value = self._reference_block(block, lora, x, timestep_proj, rotary, last)
-            keys.append(key)
-            values.append(value)
-        return ReferenceCache(tuple(keys), tuple(values), tuple(int(s) for s in video_shape), kinds)
+        slots = [LayerKV() for _ in self.blocks]
+        self._reference_calls += 1
+        # A fresh cache context: a block cache never skips a block of the reference stream, whose K/V are needed.
+        with self.cache_context(f"wildactor_reference_stream_{self._reference_calls}"):
+            for block, slot in zip(self.blocks, slots):
+                r = self._call_block(block, r, None, ref_proj, ref_rotary, None, None, None, None, slot)
+        return _collect(slots, video_shape, kinds)
+
+    def _call_block(self, block: WildActorTransformerBlock, *args: Any) -> Any:
+        if torch.is_grad_enabled() and self.gradient_checkpointing:
+            return self._gradient_checkpointing_func(block, *args)
+        return block(*args)
 
     # ------------------------------------------------------------------ video stream
-
-    def _video_block(
-        self,
-        block: WanTransformerBlock,
-        x: torch.Tensor,
-        encoder_hidden_states: torch.Tensor,
-        timestep_proj: torch.Tensor,
-        rotary: tuple[torch.Tensor, torch.Tensor],
-        reference_kv: tuple[torch.Tensor, torch.Tensor] | None,
-    ) -> torch.Tensor:
-        """Wan's block, with self-attention keys/values extended by the references' (AIPA)."""
-        shift, scale, gate, c_shift, c_scale, c_gate = _modulation(block, timestep_proj)
-        attn_out = block.attn1(
-            _modulate(block.norm1, x, shift, scale), None, None, rotary, reference_kv=reference_kv
-        )
-        x = _gated(x, attn_out, gate)
-        x = x + block.attn2(block.norm2(x.float()).type_as(x), encoder_hidden_states, None, None)
-        return _gated(x, block.ffn(_modulate(block.norm3, x, c_shift, c_scale)), c_gate)
-
-    def _joint_block(
-        self,
-        block: WanTransformerBlock,
-        lora: ReferenceLoRA,
-        x: torch.Tensor,
-        r: torch.Tensor,
-        encoder_hidden_states: torch.Tensor,
-        timestep_proj: torch.Tensor,
-        ref_timestep_proj: torch.Tensor,
-        rotary: tuple[torch.Tensor, torch.Tensor],
-        ref_rotary: tuple[torch.Tensor, torch.Tensor],
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Full-attention ablation: video (x) and reference (r) tokens in one self-attention, both ways.
-
-        Returns (x, r, reference K, reference V).
-        """
-        shift, scale, gate, c_shift, c_scale, c_gate = _modulation(block, timestep_proj)
-        r_shift, r_scale, r_gate, rc_shift, rc_scale, rc_gate = _modulation(block, ref_timestep_proj)
-        q_v, k_v, v_v = project_qkv(block.attn1, _modulate(block.norm1, x, shift, scale), rotary)
-        q_r, k_r, v_r = project_qkv(
-            block.attn1, _modulate(block.norm1, r, r_shift, r_scale), ref_rotary, lora
-        )
-        out = block.attn1.processor.attend(
-            block.attn1, torch.cat([q_v, q_r], 1), torch.cat([k_v, k_r], 1), torch.cat([v_v, v_r], 1)
-        )  # (B, S_video + S_ref, D)
-        x = _gated(x, out[:, : x.shape[1]], gate)
-        r = _gated(r, out[:, x.shape[1] :], r_gate)
-        x = x + block.attn2(block.norm2(x.float()).type_as(x), encoder_hidden_states, None, None)
-        x = _gated(x, block.ffn(_modulate(block.norm3, x, c_shift, c_scale)), c_gate)
-        r = _gated(r, block.ffn(_modulate(block.norm3, r, rc_shift, rc_scale)), rc_gate)
-        return x, r, k_r, v_r
 
     def _run_blocks(
         self,
         x: torch.Tensor,
         encoder_hidden_states: torch.Tensor,
         timestep_proj: torch.Tensor,
-        rotary: tuple[torch.Tensor, torch.Tensor],
+        rotary: Rotary,
         video_shape: tuple[int, int, int],
         reference_latents: torch.Tensor | None,
         reference_types: Sequence[str] | None,
         reference_cache: ReferenceCache | None,
     ) -> tuple[torch.Tensor, ReferenceCache | None]:
         """All blocks over video tokens x (B, S, D). Returns the tokens and the reference K/V that were used."""
-        checkpoint = torch.is_grad_enabled() and self.gradient_checkpointing
-        run = self._gradient_checkpointing_func if checkpoint else (lambda fn, *a: fn(*a))
-
-        if self.config.attention_mode == "full" and reference_latents is not None:
+        if reference_latents is not None:  # both streams in each block call (training; the full ablation)
             r, ref_proj, ref_rotary, kinds = self._embed_references(
                 reference_latents, reference_types, video_shape
             )
-            keys, values = [], []
-            for block, lora in zip(self.blocks, self.reference_lora):
-                x, r, k_r, v_r = run(
-                    self._joint_block, block, lora, x, r, encoder_hidden_states, timestep_proj, ref_proj,
-                    rotary, ref_rotary,
-                )  # fmt: skip
-                keys.append(k_r)
-                values.append(v_r)
-            return x, ReferenceCache(tuple(keys), tuple(values), video_shape, kinds)
-
-        if reference_latents is not None:
-            reference_cache = self.encode_references(reference_latents, reference_types, video_shape)
+            slots = [LayerKV() for _ in self.blocks]
+            for block, slot in zip(self.blocks, slots):
+                x, r = self._call_block(
+                    block,
+                    x,
+                    encoder_hidden_states,
+                    timestep_proj,
+                    rotary,
+                    None,
+                    r,
+                    ref_proj,
+                    ref_rotary,
+                    slot,
+                )
+            return x, _collect(slots, video_shape, kinds)
         for i, block in enumerate(self.blocks):
             ref_kv = None if reference_cache is None else reference_cache.layer(i, x.shape[0])
-            x = run(self._video_block, block, x, encoder_hidden_states, timestep_proj, rotary, ref_kv)
+            x = self._call_block(block, x, encoder_hidden_states, timestep_proj, rotary, ref_kv)
         return x, reference_cache
 
     @apply_lora_scale("attention_kwargs")
     def forward(
         self,
-        hidden_states: torch.Tensor,
-        timestep: torch.Tensor,
-        encoder_hidden_states: torch.Tensor,
+        hidden_states: torch.Tensor | None,
+        timestep: torch.Tensor | None,
+        encoder_hidden_states: torch.Tensor | None,
         reference_latents: torch.Tensor | None = None,
         reference_types: Sequence[str] | None = None,
         reference_cache: ReferenceCache | None = None,
         return_dict: bool = True,
         encoder_hidden_states_image: torch.Tensor | None = None,
         attention_kwargs: dict[str, Any] | None = None,
-    ) -> torch.Tensor | Transformer2DModelOutput:
+        video_shape: Sequence[int] | None = None,
+    ) -> torch.Tensor | Transformer2DModelOutput | ReferenceCache:
         """Predict the flow velocity of a video latent, conditioned on text and reference images.
 
         hidden_states: (B, C, F, H, W) noisy latent; timestep: (B,) or per-token (B, F'*H'*W');
         encoder_hidden_states: (B, L, text_dim); reference_latents: (B or 1, C, R, h, w) with
         reference_types (R of "face" | "body"), or a `reference_cache` from `encode_references` (AIPA only).
-        Returns `.sample` of shape (B, C_out, F, H, W).
+        Returns `.sample` of shape (B, C_out, F, H, W). With `hidden_states=None` and `video_shape` (F, H, W) it
+        runs the reference stream alone and returns its `ReferenceCache` (what `encode_references` calls).
         """
+        if hidden_states is None:
+            if reference_latents is None or reference_types is None or video_shape is None:
+                raise ValueError(
+                    "the reference stream needs reference_latents, reference_types and video_shape"
+                )
+            return self._reference_stream(reference_latents, reference_types, tuple(video_shape))
         if reference_latents is not None and reference_cache is not None:
             raise ValueError("pass reference_latents or reference_cache, not both")
         if reference_latents is not None and reference_types is None:
@@ -464,7 +585,7 @@ class WildActorTransformer3DModel(WanTransformer3DModel):
         batch_size, _, num_frames, height, width = hidden_states.shape
         p_t, p_h, p_w = self.config.patch_size
         grid = (num_frames // p_t, height // p_h, width // p_w)
-        rotary = self._video_rotary(hidden_states.shape[2:], hidden_states.device)
+        rotary = self.rope(hidden_states)
 
         x = self.patch_embedding(hidden_states)  # (B, D, F', H', W')
         x = x.flatten(2).transpose(1, 2).contiguous()  # (B, S, D)
@@ -508,6 +629,36 @@ class WildActorTransformer3DModel(WanTransformer3DModel):
         return Transformer2DModelOutput(sample=output)
 
 
+def _collect(slots: Sequence[LayerKV], video_shape: Sequence[int], kinds: tuple[str, ...]) -> ReferenceCache:
+    missing = [i for i, slot in enumerate(slots) if slot.key is None]
+    if missing:  # a hook returned early without running the block (e.g. a block cache skipping it)
+        raise RuntimeError(f"blocks {missing} did not run their reference stream; their K/V are missing")
+    return ReferenceCache(
+        tuple(s.key for s in slots), tuple(s.value for s in slots), tuple(int(v) for v in video_shape), kinds
+    )
+
+
+def _is_lora_name(name: str) -> bool:
+    """Whether a parameter name (`blocks.{i}.reference_lora.{q,k,v}...`) belongs to the reference LoRA."""
+    return ".reference_lora." in name
+
+
+def _module_name(file_key: str) -> str:
+    """File key `reference_lora.{i}.to_q.down.weight` -> parameter name `blocks.{i}.reference_lora.q.down.weight`."""
+    _, layer, proj, rest = file_key.split(".", 3)
+    return f"blocks.{layer}.reference_lora.{proj.removeprefix('to_')}.{rest}"
+
+
+def reference_lora_file_tensors(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The reference-LoRA entries of a model state dict, under their file keys (`reference_lora.{i}.to_q...`)."""
+    out = {}
+    for name, value in state_dict.items():
+        if _is_lora_name(name):
+            _, layer, _, proj, rest = name.split(".", 4)
+            out[f"{LORA_PREFIX}{layer}.{_FILE_PROJ[proj]}.{rest}"] = value
+    return out
+
+
 def reference_lora_parameter_count(dim: int, num_layers: int, rank: int) -> int:
-    """Parameters of a rank-r LoRA on q, k, v (dim -> dim) in every block."""
-    return num_layers * 3 * (dim * rank + rank * dim)
+    """Parameters of a rank-r LoRA on q, k, v (dim -> dim) in every block but the last one's q."""
+    return (num_layers * 3 - 1) * (dim * rank + rank * dim)
