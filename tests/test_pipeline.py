@@ -40,7 +40,7 @@ def _count_calls(monkeypatch, transformer):
         return cache
 
     def recording_forward(*args, **kwargs):
-        forwards.append({k: kwargs.get(k) for k in ("reference_cache", "reference_latents")})
+        forwards.append({k: kwargs.get(k) for k in ("reference_cache", "reference_latents", "video_shape")})
         return forward(*args, **kwargs)
 
     monkeypatch.setattr(transformer, "encode_references", counting_encode)
@@ -67,9 +67,13 @@ def test_three_prompt_narrative_builds_reference_cache_once_and_reuses_it_everyw
     assert len(out.frames) == 3
     assert all(f.shape == (5, 64, 64, 3) for f in out.frames)
     assert len(builds) == 1
-    # 3 prompts x 2 steps x 2 CFG branches, every one with that same cache object and no raw latents
-    assert len(forwards) == 3 * 2 * 2
-    assert all(f["reference_cache"] is builds[0] and f["reference_latents"] is None for f in forwards)
+    # The reference stream runs through the model's own call once (so offloading hooks see it) ...
+    streams = [f for f in forwards if f["video_shape"] is not None]
+    assert len(streams) == 1
+    # ... then 3 prompts x 2 steps x 2 CFG branches, every one with that same cache object and no raw latents
+    video = [f for f in forwards if f["video_shape"] is None]
+    assert len(video) == 3 * 2 * 2
+    assert all(f["reference_cache"] is builds[0] and f["reference_latents"] is None for f in video)
     assert not np.array_equal(out.frames[0], out.frames[1])  # different prompts and seeds, different clips
 
 
@@ -85,15 +89,16 @@ def test_no_cache_mode_reruns_the_reference_stream_in_every_forward(pipe, refs, 
     builds, forwards = _count_calls(monkeypatch, pipe.transformer)
     pipe(["a man runs"], refs, use_reference_cache=False, **CALL)
     assert len(forwards) == 4 and all(f["reference_latents"] is not None for f in forwards)
-    assert len(builds) == 4  # the transformer builds a fresh cache inside each forward
+    assert builds == []  # no cache: each forward runs the reference stream inside its block calls
 
 
 def test_reference_guidance_adds_one_branch_without_references(pipe, refs, monkeypatch):
     builds, forwards = _count_calls(monkeypatch, pipe.transformer)
     out = pipe(["a man runs"], refs, reference_guidance_scale=2.0, **CALL)
     assert len(builds) == 1
-    assert len(forwards) == 2 * 3
-    assert sum(f["reference_cache"] is None for f in forwards) == 2  # one bare branch per step
+    video = [f for f in forwards if f["video_shape"] is None]
+    assert len(video) == 2 * 3
+    assert sum(f["reference_cache"] is None for f in video) == 2  # one bare branch per step
     plain = pipe(["a man runs"], refs, **CALL)
     assert not np.array_equal(out.frames[0], plain.frames[0])
 
@@ -181,7 +186,9 @@ def _write_base_wan_folder(root):
 def test_base_wan_folder_loads_with_zero_lora_then_a_trained_lora(tmp_path):
     _write_base_wan_folder(tmp_path / "wan")
     base = WildActorPipeline.from_pretrained(tmp_path / "wan", transformer_kwargs={"lora_rank": 4})
-    ups = [p for n, p in base.transformer.reference_lora.named_parameters() if n.endswith("up.weight")]
+    ups = [
+        p for n, p in base.transformer.named_parameters() if ".reference_lora." in n and n.endswith("up.weight")
+    ]
     trained = build_tiny_pipeline(1).transformer
     trained.save_reference_lora(tmp_path / "ref_lora.safetensors")
     tuned = WildActorPipeline.from_pretrained(

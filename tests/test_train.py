@@ -48,7 +48,7 @@ def test_thirty_steps_lower_the_loss_and_change_only_the_lora(tmp_path):
     changed_lora = 0
     for (name, p0), (name1, p1) in zip(base.named_parameters(), result.model.named_parameters()):
         assert name == name1
-        if name.startswith("reference_lora."):
+        if ".reference_lora." in name:
             changed_lora += int(not torch.equal(p0, p1))
         else:
             assert torch.equal(p0, p1), f"base weight {name} changed"
@@ -133,7 +133,7 @@ def test_bad_manifests_stop_before_training(tmp_path, mutate, message, monkeypat
     manifest = _write_manifest(tmp_path / "data", mutate)
     cfg = tiny_config(manifest=str(manifest), toy_clips=0)
 
-    monkeypatch.setattr("wildactor.train.build_models", _no_models)
+    monkeypatch.setattr("wildactor.train.loop.build_models", _no_models)
     with pytest.raises(WildActorError, match=message):
         train(cfg, max_steps=1, output_dir=tmp_path / "run", show_progress=False, cpu=True)
 
@@ -286,7 +286,7 @@ def test_a_sampler_without_usable_references_stops_before_training(tmp_path, mon
     manifest = _write_manifest(tmp_path / "data", view_aug_only)
     cfg = tiny_config(manifest=str(manifest), toy_clips=0)
     cfg = dataclasses.replace(cfg, sampler=dataclasses.replace(cfg.sampler, kind="self_crop_only"))
-    monkeypatch.setattr("wildactor.train.build_models", _no_models)
+    monkeypatch.setattr("wildactor.train.loop.build_models", _no_models)
     with pytest.raises(
         WildActorError, match=r"'self_crop_only' finds no usable reference in record\(s\) \[0, 1\]"
     ):

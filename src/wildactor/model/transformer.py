@@ -281,6 +281,11 @@ class WildActorTransformer3DModel(WanTransformer3DModel):
         self._reference_calls = 0  # names a fresh cache context for each reference encoding
         self.reset_reference_lora()
 
+    def enable_cache(self, config: Any) -> None:
+        """diffusers' caches (FirstBlockCache, ...) for this model: its block class is registered first."""
+        register_block_metadata()
+        super().enable_cache(config)
+
     # ------------------------------------------------------------------ weights
 
     def reset_reference_lora(self) -> None:
@@ -627,6 +632,19 @@ class WildActorTransformer3DModel(WanTransformer3DModel):
         if not return_dict:
             return (output,)
         return Transformer2DModelOutput(sample=output)
+
+
+def register_block_metadata() -> None:
+    """Tell diffusers' block-level hooks (block caches) how to read `WildActorTransformerBlock`: like Wan's block,
+    hidden states in and out at position 0. Done on first use (e.g. `enable_cache`), not at import."""
+    from diffusers.hooks._helpers import TransformerBlockMetadata, TransformerBlockRegistry
+
+    TransformerBlockRegistry.register(
+        model_class=WildActorTransformerBlock,
+        metadata=TransformerBlockMetadata(
+            return_hidden_states_index=0, return_encoder_hidden_states_index=None
+        ),
+    )
 
 
 def _collect(slots: Sequence[LayerKV], video_shape: Sequence[int], kinds: tuple[str, ...]) -> ReferenceCache:
