@@ -187,7 +187,9 @@ def test_base_wan_folder_loads_with_zero_lora_then_a_trained_lora(tmp_path):
     _write_base_wan_folder(tmp_path / "wan")
     base = WildActorPipeline.from_pretrained(tmp_path / "wan", transformer_kwargs={"lora_rank": 4})
     ups = [
-        p for n, p in base.transformer.named_parameters() if ".reference_lora." in n and n.endswith("up.weight")
+        p
+        for n, p in base.transformer.named_parameters()
+        if ".reference_lora." in n and n.endswith("up.weight")
     ]
     trained = build_tiny_pipeline(1).transformer
     trained.save_reference_lora(tmp_path / "ref_lora.safetensors")
