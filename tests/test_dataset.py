@@ -15,9 +15,11 @@ from wildactor.data.dataset import (
     build_latent_cache,
     collate,
     load_reference,
+    pad_text,
     read_clip,
     resize_center_crop,
     stream_index,
+    trim_text,
     write_toy_dataset,
 )
 from wildactor.data.sampler import build_sampler
@@ -136,3 +138,59 @@ def test_transparent_reference_pixels_become_white_as_at_sampling(tmp_path):
     ref = load_reference(tmp_path / "cutout.png", 8, 8)
     assert torch.equal(ref[:, 0, 0], torch.ones(3))  # transparent -> white, not black
     assert torch.allclose(ref[:, 4, 4], torch.tensor([200, 30, 30]) / 127.5 - 1.0)
+
+
+def test_latent_cache_keeps_only_the_valid_text_rows_and_reads_back_the_padded_embedding(toy, tmp_path):
+    from safetensors import safe_open
+
+    manifest, records = toy
+
+    class PaddedTextEncoder:  # text like UMT5's: one row per token, zero rows up to the fixed length
+        def encode_video(self, video):
+            return torch.nn.functional.avg_pool3d(video, (1, 4, 4))
+
+        def encode_references(self, images):
+            return torch.nn.functional.avg_pool3d(images, (1, 4, 4))
+
+        def encode_text(self, prompts):
+            out = torch.zeros(len(prompts), 16, 3)
+            for i, p in enumerate(prompts):
+                out[i, : min(len(p.split()), 16)] = torch.arange(1.0, 4.0) * (i + 1)
+            return out
+
+    spec = ClipSpec(num_frames=3, height=32, width=32, ref_height=32, ref_width=16)
+    enc = PaddedTextEncoder()
+    build_latent_cache(manifest, records, enc, tmp_path / "c", spec, "padded", show_progress=False,
+                       text_dtype=torch.bfloat16)  # fmt: skip
+    with safe_open(str(tmp_path / "c" / "shard-00000.safetensors"), framework="pt") as f:
+        stored = f.get_tensor("0.text")
+    words = len(records[0].prompt.split())
+    assert stored.shape == (min(words, 16), 3) and stored.dtype == torch.bfloat16
+    item = CachedLatentDataset(records, tmp_path / "c", build_sampler("adaptive"), spec)[0]
+    expected = enc.encode_text([records[item["index"]].prompt])[0]
+    assert item["text_embeddings"].dtype == torch.float32
+    assert torch.equal(item["text_embeddings"], expected)  # bf16 holds these small integers exactly
+    assert torch.equal(pad_text(trim_text(expected), 16), expected)
+
+
+def test_a_reference_gets_bitwise_the_same_latent_in_the_cache_and_in_the_pipeline(tmp_path):
+    from safetensors import safe_open
+
+    from wildactor.data.dataset import write_toy_dataset
+    from wildactor.default_model import build_tiny_pipeline
+    from wildactor.diffusion.encode import VAETextEncoder
+    from wildactor.pipeline import Reference
+
+    manifest = write_toy_dataset(tmp_path / "toy", num_clips=1, size=64)
+    records = load_manifest(manifest)
+    pipe = build_tiny_pipeline(0)
+    encoder = VAETextEncoder(pipe.vae, pipe.text_encoder, pipe.tokenizer, max_text_length=16)
+    spec = ClipSpec(num_frames=5, height=64, width=64, ref_height=64, ref_width=64)
+    build_latent_cache(manifest, records, encoder, tmp_path / "c", spec, "tiny", show_progress=False)
+    with safe_open(str(tmp_path / "c" / "shard-00000.safetensors"), framework="pt") as f:
+        cached = [f.get_tensor(f"0.ref.{j}") for j in range(len(records[0].refs))]
+    refs = [Reference(str(manifest.parent / r.path), "body") for r in records[0].refs]
+    images, _ = pipe.prepare_references(refs, 64, 64)
+    latents = pipe.encode_reference_images(images)  # (1, C, R, h, w), all references in one call
+    for j, z in enumerate(cached):
+        assert torch.equal(latents[0, :, j], z), j

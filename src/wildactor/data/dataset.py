@@ -248,10 +248,27 @@ class PositionSampler(torch.utils.data.Sampler[int]):
 # ----------------------------------------------------------------------------------------------- latent cache
 
 
-CACHE_FORMAT = "wildactor-latent-cache-v1"
+CACHE_FORMAT = "wildactor-latent-cache-v2"  # v2: text as its valid rows only, in the text dtype
 
 
-def _cache_key(manifest: Path, spec: ClipSpec, encoder_id: str, seed: int) -> dict[str, Any]:
+def trim_text(embedding: torch.Tensor) -> torch.Tensor:
+    """(L, D) text embedding -> its rows up to the last non-zero one. The encoder zeroes every row past the
+    prompt's end, so `pad_text(trim_text(e), L)` is `e` exactly."""
+    nonzero = embedding.abs().amax(dim=-1) > 0  # (L,)
+    length = int(nonzero.nonzero().max()) + 1 if nonzero.any() else 0
+    return embedding[:length]
+
+
+def pad_text(rows: torch.Tensor, length: int) -> torch.Tensor:
+    """(n, D) valid rows -> (length, D) float32 with zero rows after them, as the text encoder returns it."""
+    out = torch.zeros(length, rows.shape[-1], dtype=torch.float32)
+    out[: rows.shape[0]] = rows.float()
+    return out
+
+
+def _cache_key(
+    manifest: Path, spec: ClipSpec, encoder_id: str, seed: int, text_dtype: torch.dtype
+) -> dict[str, Any]:
     from wildactor.media import file_sha256
 
     digest = file_sha256(manifest)
@@ -261,6 +278,7 @@ def _cache_key(manifest: Path, spec: ClipSpec, encoder_id: str, seed: int) -> di
         "spec": vars(spec),
         "encoder": encoder_id,
         "seed": seed,
+        "text_dtype": str(text_dtype).removeprefix("torch."),
     }
 
 
@@ -274,8 +292,12 @@ def build_latent_cache(
     seed: int = 0,
     shard_size: int = 32,
     show_progress: bool = True,
+    text_dtype: torch.dtype = torch.float32,
 ) -> Path:
     """Encode every clip, every reference and every prompt once; write safetensors shards. Resumable.
+
+    A prompt is stored as its valid rows only (the encoder zeroes the padding), in ``text_dtype`` (the training
+    precision: under bf16 autocast the text projection reads bf16 anyway); reading pads it back.
 
     Each record gets one frame window (seeded by (seed, index)); the sampler still draws references per step
     from the cached latents of all of the record's references. ``index.json`` pins manifest, sizes and
@@ -286,7 +308,7 @@ def build_latent_cache(
 
     manifest, cache_dir = Path(manifest), Path(cache_dir)
     root = manifest.parent
-    key = _cache_key(manifest, spec, encoder_id, seed)
+    key = _cache_key(manifest, spec, encoder_id, seed, text_dtype)
     index_path = cache_dir / "index.json"
     if index_path.is_file():
         old = json.loads(index_path.read_text())
@@ -296,8 +318,12 @@ def build_latent_cache(
             )
     cache_dir.mkdir(parents=True, exist_ok=True)
     num_shards = (len(records) + shard_size - 1) // shard_size
+    text_length = int(encoder.encode_text([""]).shape[1])  # what reading pads back to
     index_path.write_text(
-        json.dumps({**key, "num_records": len(records), "shard_size": shard_size}, indent=2)
+        json.dumps(
+            {**key, "num_records": len(records), "shard_size": shard_size, "text_length": text_length},
+            indent=2,
+        )
     )
     for shard in tqdm(range(num_shards), desc="latent cache", disable=not show_progress):
         path = cache_dir / f"shard-{shard:05d}.safetensors"
@@ -313,7 +339,8 @@ def build_latent_cache(
             tensors[f"{index}.video"] = (
                 encoder.encode_video(video.permute(1, 0, 2, 3)[None])[0].cpu().contiguous()
             )
-            tensors[f"{index}.text"] = encoder.encode_text([record.prompt])[0].cpu().contiguous()
+            text = trim_text(encoder.encode_text([record.prompt])[0])  # (n, D)
+            tensors[f"{index}.text"] = text.to(text_dtype).cpu().contiguous()
             for j, ref in enumerate(record.refs):
                 image = load_reference(resolve_path(root, ref.path), spec.ref_height, spec.ref_width)
                 z = encoder.encode_references(image[None, :, None])  # (1, C, 1, h, w)
@@ -346,6 +373,7 @@ class CachedLatentDataset(ActorClipDataset):
                 f"latent cache {self.cache_dir} holds {info.get('num_records')} records, manifest {len(self.records)}"
             )
         self.shard_size = int(info["shard_size"])
+        self.text_length = int(info["text_length"])
 
     def __getitem__(self, position: int) -> dict[str, Any]:
         from safetensors import safe_open
@@ -360,7 +388,7 @@ class CachedLatentDataset(ActorClipDataset):
             raise WildActorError(f"latent cache shard missing: {path} (rebuild the cache)")
         with safe_open(str(path), framework="pt") as f:
             video = f.get_tensor(f"{index}.video")
-            text = f.get_tensor(f"{index}.text")
+            text = pad_text(f.get_tensor(f"{index}.text"), self.text_length)
             refs = [f.get_tensor(f"{index}.ref.{j}") for j in chosen]
         return {
             "video_latents": video,  # (C, F, H', W')

@@ -87,7 +87,9 @@ class VAETextEncoder:
         """(B, 3, R, H, W) in [-1, 1] -> (B, C, R, h, w): each image alone as a one-frame video."""
         b, c, r, h, w = images.shape
         frames = images.permute(0, 2, 1, 3, 4).reshape(b * r, c, 1, h, w)  # (B*R, 3, 1, H, W)
-        z = self.encode_video(frames)  # (B*R, C, 1, h', w')
+        # One image per VAE call: a reference's latent must not depend on what it is batched with (a batched
+        # convolution may round differently), so the latent cache and the pipeline agree bitwise.
+        z = torch.cat([self.encode_video(frame[None]) for frame in frames])  # (B*R, C, 1, h', w')
         return z.reshape(b, r, *z.shape[1:]).squeeze(3).permute(0, 2, 1, 3, 4)  # (B, C, R, h', w')
 
     @torch.no_grad()

@@ -59,9 +59,12 @@ def build_dataset(
     if d.cache_dir is None:
         return ActorClipDataset(records, manifest.parent, sampler, spec, seed=cfg.seed)
     if accelerator.is_main_process:
+        import torch
+
+        text_dtype = torch.bfloat16 if cfg.precision.mixed_precision == "bf16" else torch.float32
         build_latent_cache(
             manifest, records, encoder, d.cache_dir, spec, encoder_id, seed=cfg.seed,
-            shard_size=d.cache_shard_size, show_progress=show_progress,
+            shard_size=d.cache_shard_size, show_progress=show_progress, text_dtype=text_dtype,
         )  # fmt: skip
     accelerator.wait_for_everyone()
     return CachedLatentDataset(records, d.cache_dir, sampler, spec, seed=cfg.seed)
