@@ -37,25 +37,30 @@ KINDS = ("face", "face", "face", "body", "body", "body")
 HEAD_DIM = 128
 
 
+def _variants(latent: tuple, grid: tuple, ref_h: int, ref_w: int) -> dict:
+    x = torch.zeros(1, 1, *latent)  # only the shape is read
+    rope = IRoPE(HEAD_DIM, (1, 2, 2), IRoPEConfig())
+    stock = WanRotaryPosEmbed(HEAD_DIM, (1, 2, 2), 1024)
+
+    def rebuild():
+        rotary_tables(video_coordinates(*grid), HEAD_DIM)
+        rotary_tables(reference_coordinates(*grid, KINDS, ref_h, ref_w, IRoPEConfig()), HEAD_DIM)
+
+    def cached():
+        rope(x)
+        rope.reference(latent, KINDS, ref_h, ref_w, x.device)
+
+    cached()  # the first call builds (once per generation)
+    return {"rebuild": rebuild, "cached": cached, "stock": lambda: stock(x)}
+
+
 def run(repeats: int) -> dict:
     results = {}
     for name, latent in GRIDS.items():
         grid = (latent[0], latent[1] // 2, latent[2] // 2)
         ref_h, ref_w = grid[1], grid[2]  # video-size references
         x = torch.zeros(1, 1, *latent)  # only the shape is read
-        rope = IRoPE(HEAD_DIM, (1, 2, 2), IRoPEConfig())
-        stock = WanRotaryPosEmbed(HEAD_DIM, (1, 2, 2), 1024)
-
-        def rebuild():
-            rotary_tables(video_coordinates(*grid), HEAD_DIM)
-            rotary_tables(reference_coordinates(*grid, KINDS, ref_h, ref_w, IRoPEConfig()), HEAD_DIM)
-
-        def cached():
-            rope(x)
-            rope.reference(latent, KINDS, ref_h, ref_w, x.device)
-
-        cached()  # the first call builds (once per generation)
-        variants = {"rebuild": rebuild, "cached": cached, "stock": lambda: stock(x)}
+        variants = _variants(latent, grid, ref_h, ref_w)
         times: dict[str, list[float]] = {k: [] for k in variants}
         for _ in range(repeats):
             for key, fn in variants.items():

@@ -30,15 +30,20 @@ def _free_port() -> int:
 
 
 def _launch(accelerate_config: str, config: Path, out: Path, max_steps: int, resume: bool = False) -> None:
+    # Not accelerate's --cpu (that runs FSDP as one plain process); the trainer's --cpu keeps each of the two
+    # processes on the CPU (gloo). sync_module_states is a GPU-only broadcast; every rank seeds the same weights.
     cmd = [
         sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(ROOT / accelerate_config),
-        "--num_processes", "2", "--cpu", "--mixed_precision", "no", "--main_process_port", str(_free_port()),
+        "--num_processes", "2", "--mixed_precision", "no", "--fsdp_sync_module_states", "false",
+        "--main_process_port", str(_free_port()),
         "-m", "wildactor.cli", "train", "--config", str(config), "--output-dir", str(out),
-        "--max-steps", str(max_steps), "--no-progress",
+        "--max-steps", str(max_steps), "--no-progress", "--cpu",
     ] + (["--resume"] if resume else [])  # fmt: skip
     proc = subprocess.run(cmd, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True,
                           timeout=900)  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
+    state = json.loads(sorted((out / "checkpoints").glob("step-*"))[-1].joinpath("trainer_state.json").read_text())
+    assert state["global_batch"] == 2  # two processes of micro-batch 1 really ran
 
 
 def _losses(out: Path) -> list[float]:
