@@ -40,17 +40,25 @@ def main() -> None:
     text = torch.zeros(TEXT)
     text[: args.valid_tokens] = torch.randn(args.valid_tokens, TEXT[1], generator=gen)
     shared = {"0.video": torch.randn(LATENT, generator=gen)}
-    shared.update({f"0.ref.{j}": torch.randn(LATENT[0], *LATENT[2:], generator=gen) for j in range(REFERENCES)})
+    shared.update(
+        {f"0.ref.{j}": torch.randn(LATENT[0], *LATENT[2:], generator=gen) for j in range(REFERENCES)}
+    )
     v1 = record_bytes({**shared, "0.text": text})
     rows = trim_text(text).to(torch.bfloat16)
     v2 = record_bytes({**shared, "0.text": rows})
-    assert torch.equal(pad_text(rows, TEXT[0]), text.to(torch.bfloat16).float())  # nothing but padding dropped
+    assert torch.equal(
+        pad_text(rows, TEXT[0]), text.to(torch.bfloat16).float()
+    )  # nothing but padding dropped
     text_v1, text_v2 = record_bytes({"t": text}), record_bytes({"t": rows})
     report = {
         "machine": machine_info(),
         "command": "python benchmarks/latent_cache_size.py --out benchmarks/results/latent_cache_record_480p.json",
-        "setting": {"latent": list(LATENT), "references": REFERENCES, "text": list(TEXT),
-                    "valid_tokens": args.valid_tokens},  # fmt: skip
+        "setting": {
+            "latent": list(LATENT),
+            "references": REFERENCES,
+            "text": list(TEXT),
+            "valid_tokens": args.valid_tokens,
+        },  # fmt: skip
         "bytes_per_record": {"v1": v1, "v2": v2},
         "text_bytes": {"v1": text_v1, "v2": text_v2},
         "v2_over_v1": round(v2 / v1, 3),

@@ -59,7 +59,6 @@ def run(repeats: int) -> dict:
     for name, latent in GRIDS.items():
         grid = (latent[0], latent[1] // 2, latent[2] // 2)
         ref_h, ref_w = grid[1], grid[2]  # video-size references
-        x = torch.zeros(1, 1, *latent)  # only the shape is read
         variants = _variants(latent, grid, ref_h, ref_w)
         times: dict[str, list[float]] = {k: [] for k in variants}
         for _ in range(repeats):

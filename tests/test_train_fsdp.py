@@ -42,7 +42,9 @@ def _launch(accelerate_config: str, config: Path, out: Path, max_steps: int, res
     proc = subprocess.run(cmd, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True,
                           timeout=900)  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
-    state = json.loads(sorted((out / "checkpoints").glob("step-*"))[-1].joinpath("trainer_state.json").read_text())
+    state = json.loads(
+        sorted((out / "checkpoints").glob("step-*"))[-1].joinpath("trainer_state.json").read_text()
+    )
     assert state["global_batch"] == 2  # two processes of micro-batch 1 really ran
 
 
