@@ -1,7 +1,7 @@
 """MotionSmoothness with OpenS2V-Eval's protocol and a local VLM quality rater.
 
 OpenS2V rates every frame's 3-frame window (the frame and its neighbours; the first frame's window is that frame
-three times, the last one repeats its last frame) with Q-Align ("How would you rate the quality of this
+three times; the last frame's window repeats its own first frame) with Q-Align ("How would you rate the quality of this
 video?" -> softmax over excellent/good/fair/poor/bad weighted 1, 0.75, 0.5, 0.25, 0); two consecutive windows
 whose ratings differ by more than 0.025 mark both frames as artifacts; the score is 1 - artifacts / frames.
 

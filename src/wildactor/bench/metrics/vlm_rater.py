@@ -44,7 +44,10 @@ class Qwen2VLRater:
         """P(option) over `options` (first token of each), given the images and the question: (len(options),)."""
         torch = self._torch
         tok = self.inputs.tokenizer
-        ids = [tok.encode(o, add_special_tokens=False)[0] for o in options]
+        enc = [tok.encode(o, add_special_tokens=False) for o in options]
+        if not all(enc):
+            raise ValueError(f"options {options} do not all tokenize in this tokenizer")
+        ids = [e[0] for e in enc]
         if len(set(ids)) != len(ids):
             raise ValueError(f"options {options} share a first token in this tokenizer")
         text = (
