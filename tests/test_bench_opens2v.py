@@ -247,26 +247,25 @@ def test_scoring_case_videos_and_the_leaderboard_csv(
     assert "not GPT-4o" in items["natural_score"]["extra"]["note"]
     assert items["nexus_score"]["value"] is None
 
-    # The same videos without a judge: NaturalScore and MotionSmoothness are n/a.
-    nojudge = tmp_path / "nojudge"
-    args_nj = ["bench", "run", "--suite", str(suite), "--videos", str(videos), "-o", str(nojudge), "--method",
-               "nojudge", "--no-progress", "--face-detector", "dlib", "--curricularface", str(tiny_cur),
-               "--aes-clip", str(clip_dir), "--aes-mlp", str(mlp), "--gme", str(tiny_qwen)]  # fmt: skip
-    assert cli(args_nj) == 0
+    # The same videos with no model given: only MotionAmplitude (offline) is a number.
+    bare = tmp_path / "bare"
+    assert cli(["bench", "run", "--suite", str(suite), "--videos", str(videos), "-o", str(bare), "--method",
+                "bare", "--no-progress"]) == 0  # fmt: skip
     capsys.readouterr()
 
     report = tmp_path / "report"
-    assert cli(["bench", "report", "--format", "opens2v", str(full), str(nojudge), "-o", str(report)]) == 0
+    assert cli(["bench", "report", "--format", "opens2v", str(full), str(bare), "-o", str(report)]) == 0
     printed = capsys.readouterr().out
-    assert "nojudge: TotalScore n/a (missing motion_smoothness" in printed
+    assert "bare: TotalScore n/a (missing aes_score" in printed
     rows = {r["Model"]: r for r in _read_csv(report / "results_Human-Domain.csv")}
     with open(report / "results_Human-Domain.csv", newline="") as f:
         header = next(csv.reader(f))
     assert header[:10] == ["Model", "Venue", "Evaluated by", "TotalScore↑", "Aesthetics↑", "MotionSmoothness↑",
                            "MotionAmplitude↑", "FaceSim↑", "GmeScore↑", "NaturalScore↑"]  # fmt: skip
     assert "NexusScore↑" not in header  # Human-Domain has no NexusScore
-    assert rows["nojudge"]["TotalScore↑"] == "n/a"
-    assert "natural_score: no local VLM folder given" in rows["nojudge"]["Missing for TotalScore"]
+    assert rows["bare"]["TotalScore↑"] == "n/a" and rows["bare"]["MotionAmplitude↑"] != "n/a"
+    assert "natural_score: no local VLM folder given" in rows["bare"]["Missing for TotalScore"]
+    assert "facesim_cur: no CurricularFace IR-101 weights given" in rows["bare"]["Missing for TotalScore"]
 
     # TotalScore when every weighted metric is present: the weights applied exactly to the normalised means.
     expected = 0.0
@@ -292,24 +291,27 @@ def test_scoring_case_videos_and_the_leaderboard_csv(
     nat = json.loads((report / "tiny" / "naturalscore_1.json").read_text())
     assert nat["singleface_1"] == per_case["singleface_1"]["natural_score"]
 
-    # OpenS2V's own result files fill what this machine could not run: the judge-less run becomes complete.
+    # OpenS2V's own result files fill what this machine could not run, and then the weights apply exactly.
     ext = tmp_path / "opens2v_results"
     ext.mkdir()
     (ext / "naturalscore_1.json").write_text(json.dumps({"singleface_1": "4", "singlehuman_1": "error"}))
     (ext / "naturalscore_2.json").write_text(json.dumps({"singleface_1": "5", "singlehuman_1": "3"}))
-    (ext / "motion_smoothness.json").write_text(
-        json.dumps({c: {"motion_smoothness": 0.9} for c in HUMAN_CASES})
-    )
+    for name, key, vals in (("motion_smoothness.json", "motion_smoothness", (0.9, 0.8)),
+                            ("aesthetic_score.json", "aes_score", (5.5, 3.0)),
+                            ("gmescore.json", "gme_score", (0.3, 0.4)),
+                            ("facesim.json", "cur_score", (0.6, 0.2))):  # fmt: skip
+        (ext / name).write_text(json.dumps({c: {key: v} for c, v in zip(HUMAN_CASES, vals)}))
     report2 = tmp_path / "report2"
-    assert cli(["bench", "report", "--format", "opens2v", str(nojudge), "--opens2v-json", str(ext), "-o",
+    assert cli(["bench", "report", "--format", "opens2v", str(bare), "--opens2v-json", str(ext), "-o",
                 str(report2)]) == 0  # fmt: skip
-    merged2 = json.loads((report2 / "nojudge_Human-Domain.json").read_text())
-    assert merged2["natural_score"] == pytest.approx(((4.5 + 3.0) / 2 - 1.0) / 4.0)
-    assert merged2["motion_smoothness"] == pytest.approx(0.9)
-    assert merged2["total_score"] is not None and merged2["from_opens2v_json"] == [
-        "motion_smoothness",
-        "natural_score",
-    ]
+    merged2 = json.loads((report2 / "bare_Human-Domain.json").read_text())
+    amp = np.mean([min(abs(_per_case(bare)[c]["motion_amplitude"]), 1.0) for c in HUMAN_CASES])
+    natural = ((4.5 + 3.0) / 2 - 1.0) / 4.0  # "error" is skipped; runs averaged per case, then over cases
+    aes = ((5.5 + 4.0) / 2 - 4.0) / 3.0  # 3.0 clipped up to 4
+    expected2 = 0.18 * aes + 0.09 * 0.85 + 0.03 * amp + 0.25 * 0.4 + 0.15 * 0.35 + 0.30 * natural
+    assert merged2["total_score"] == pytest.approx(expected2, abs=1e-12)
+    assert merged2["from_opens2v_json"] == ["aes_score", "facesim_cur", "gme_score", "motion_smoothness",
+                                            "natural_score"]  # fmt: skip
 
 
 def test_total_score_arithmetic_matches_opens2v():

@@ -88,7 +88,10 @@ def aesthetics(frames: np.ndarray, predictor: AestheticPredictor | BackendUnavai
     """Mean LAION aesthetic score over OpenS2V's 32 sampled frames of a clip (T, H, W, 3)."""
     if isinstance(predictor, BackendUnavailable):
         return MetricResult.na(NAME, predictor.name, predictor.reason)
-    per_frame = predictor.score([frames[i] for i in opens2v_indices(len(frames), 32)])
+    idx = opens2v_indices(len(frames), 32)
+    uniq = sorted(set(idx))  # a short clip repeats indices: score each frame once
+    scores = dict(zip(uniq, predictor.score([frames[i] for i in uniq])))
+    per_frame = [scores[i] for i in idx]
     return MetricResult(
         NAME, predictor.name, value=float(np.mean(per_frame)), unit="LAION score", per_frame=per_frame
     )

@@ -213,6 +213,23 @@ def _mean(scores: list[float], drop_zeros: bool) -> float:
     return float(np.mean(kept)) if kept else 0.0
 
 
+def _frame_scores(
+    backend: OpenS2VFaceSim, frame: np.ndarray, ref: FaceInfo, ref_cur: np.ndarray | None
+) -> tuple[float | None, float | None] | None:
+    """(clipped Cur cosine, clipped Arc cosine) of one frame's largest face, None when it has no face."""
+    face = find_face(backend.analyzer, frame)
+    if face is None:
+        return None
+    cur = None
+    if ref_cur is not None:
+        cur = max(0.0, float(ref_cur @ backend.cur_embedding(align_face(frame, face.kps))))
+    arc = None
+    if ref.arc_embedding is not None and face.arc_embedding is not None:
+        a, b = ref.arc_embedding, face.arc_embedding
+        arc = max(0.0, float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b) + 1e-12)))
+    return cur, arc
+
+
 def facesim_opens2v(
     frames: np.ndarray,
     reference: np.ndarray,
@@ -226,17 +243,19 @@ def facesim_opens2v(
     if ref is None:
         return {n: MetricResult.na(n, backend.name, "no face found in the reference image") for n in NAMES}
     ref_cur = backend.cur_embedding(align_face(reference, ref.kps)) if backend.cur is not None else None
+    per_index: dict[int, tuple[float | None, float | None] | None] = {}  # a repeated index repeats its scores
     cur, arc, n_face = [], [], 0
     for i in opens2v_indices(len(frames), num_frames):
-        face = find_face(backend.analyzer, frames[i])
-        if face is None:
+        if i not in per_index:
+            per_index[i] = _frame_scores(backend, frames[i], ref, ref_cur)
+        if per_index[i] is None:
             continue
         n_face += 1
-        if ref_cur is not None:
-            cur.append(max(0.0, float(ref_cur @ backend.cur_embedding(align_face(frames[i], face.kps)))))
-        if ref.arc_embedding is not None and face.arc_embedding is not None:
-            a, b = ref.arc_embedding, face.arc_embedding
-            arc.append(max(0.0, float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b) + 1e-12))))
+        c, a = per_index[i]
+        if c is not None:
+            cur.append(c)
+        if a is not None:
+            arc.append(a)
     extra = {"frames_sampled": num_frames, "frames_with_face": n_face}
     out: dict[str, MetricResult] = {}
     for name, scores, drop, ok, why in (

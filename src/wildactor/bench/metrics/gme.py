@@ -105,6 +105,9 @@ def gme_score(frames: np.ndarray, prompt: str, gme: GmeEmbedder | BackendUnavail
     if isinstance(gme, BackendUnavailable):
         return MetricResult.na(NAME, gme.name, gme.reason)
     t = gme.text_embeddings([prompt])[0]  # (D,)
-    v = gme.image_embeddings([frames[i] for i in opens2v_indices(len(frames), 32)])  # (32, D)
-    per_frame = [float(x) for x in v @ t]
+    idx = opens2v_indices(len(frames), 32)
+    uniq = sorted(set(idx))  # a short clip repeats indices: embed each frame once
+    v = gme.image_embeddings([frames[i] for i in uniq])  # (len(uniq), D)
+    sims = dict(zip(uniq, (float(x) for x in v @ t)))
+    per_frame = [sims[i] for i in idx]
     return MetricResult(NAME, gme.name, value=float(np.mean(per_frame)), per_frame=per_frame)
