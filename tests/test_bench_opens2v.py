@@ -300,9 +300,14 @@ def test_scoring_case_videos_and_the_leaderboard_csv(
                             ("gmescore.json", "gme_score", (0.3, 0.4)),
                             ("facesim.json", "cur_score", (0.6, 0.2))):  # fmt: skip
         (ext / name).write_text(json.dumps({c: {key: v} for c, v in zip(HUMAN_CASES, vals)}))
+    board = tmp_path / "results_Human-Domain.csv"  # a published row, in the leaderboard's own layout
+    board.write_text(",".join(header[:10]) + "\nStand-In,Open-Source,OpenS2V Team,62.08%,51.25%,97.90%,5.03%,"
+                     "47.99%,69.91%,71.39%\n")  # fmt: skip
     report2 = tmp_path / "report2"
     assert cli(["bench", "report", "--format", "opens2v", str(bare), "--opens2v-json", str(ext), "-o",
-                str(report2)]) == 0  # fmt: skip
+                str(report2), "--leaderboard", str(board)]) == 0  # fmt: skip
+    rows2 = _read_csv(report2 / "results_Human-Domain.csv")
+    assert [r["Model"] for r in rows2] == ["bare", "Stand-In"] and rows2[1]["TotalScore↑"] == "62.08%"
     merged2 = json.loads((report2 / "bare_Human-Domain.json").read_text())
     amp = np.mean([min(abs(_per_case(bare)[c]["motion_amplitude"]), 1.0) for c in HUMAN_CASES])
     natural = ((4.5 + 3.0) / 2 - 1.0) / 4.0  # "error" is skipped; runs averaged per case, then over cases

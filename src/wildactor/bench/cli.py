@@ -53,6 +53,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="opens2v: folders of OpenS2V's own per-metric JSON files to merge in (one per run)",
     )
     rep.add_argument("--venue", default="", help="opens2v: the Venue column (e.g. Open-Source)")
+    rep.add_argument(
+        "--leaderboard", metavar="CSV", help="opens2v: OpenS2V's results_<Domain>.csv, appended as published"
+    )
 
     val = sub.add_parser("validate", help="check a suite file and print its size")
     val.add_argument("suite")
@@ -216,7 +219,9 @@ def main(args: argparse.Namespace) -> int:
         from wildactor.bench.report_opens2v import write_opens2v_report
 
         out = Path(args.out) if args.out else Path(args.runs[0]) / "report_opens2v"
-        summaries = write_opens2v_report(args.runs, out, args.domain, args.opens2v_json, args.venue)
+        summaries = write_opens2v_report(
+            args.runs, out, args.domain, args.opens2v_json, args.venue, leaderboard=args.leaderboard
+        )
         for method, s in summaries.items():
             total = "n/a" if s["total_score"] is None else f"{100 * s['total_score']:.2f}%"
             why = "; ".join(f"{k}: {r}" for k, r in s["missing_for_total"].items())

@@ -154,8 +154,12 @@ def write_opens2v_report(
     opens2v_json: list[str] | None = None,
     venue: str = "",
     evaluated_by: str = "WildActor bench",
+    leaderboard: str | None = None,
 ) -> dict[str, Any]:
-    """Write the per-metric JSON, merged JSON and leaderboard CSV of each run; returns {method: summary}."""
+    """Write the per-metric JSON, merged JSON and leaderboard CSV of each run; returns {method: summary}.
+
+    `leaderboard`: a copy of OpenS2V's `results_<Domain>.csv`; its published rows are appended (as published)
+    below the runs, for side-by-side comparison."""
     runs = [load_run(f) for f in run_folders]
     if opens2v_json and len(opens2v_json) != len(runs):
         raise WildActorError(
@@ -196,6 +200,7 @@ def write_opens2v_report(
     cols = [k for k in LEADERBOARD_COLUMNS if k in WEIGHTS[domain]]
     header = ["Model", "Venue", "Evaluated by", "TotalScore↑"] + [LEADERBOARD_COLUMNS[k] for k in cols]
     header += list(FACESIM_EXTRA.values()) + ["Cases scored", "Missing for TotalScore", "Not comparable"]
+    published = _published_rows(leaderboard, header[: 4 + len(cols)]) if leaderboard else []
     with open(out / f"results_{title}.csv", "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(header)
@@ -207,4 +212,19 @@ def write_opens2v_report(
                 + [_pct(s[k]) for k in FACESIM_EXTRA]
                 + [s["n_cases"], missing, "; ".join(s["not_comparable"])]
             )
+        for row in published:
+            w.writerow(row + [""] * (len(header) - len(row)))
     return summaries
+
+
+def _published_rows(path: str, columns: list[str]) -> list[list[str]]:
+    """The rows of a leaderboard CSV whose header starts with `columns` (the same domain's layout)."""
+    p = Path(path)
+    if not p.is_file():
+        raise WildActorError(f"leaderboard CSV not found: {p}")
+    with open(p, newline="", encoding="utf-8") as f:
+        rows = list(csv.reader(f))
+    if not rows or rows[0][: len(columns)] != columns:
+        got = rows[0][: len(columns)] if rows else []
+        raise WildActorError(f"{p}: expected the leaderboard columns {columns}, got {got}")
+    return [r[: len(columns)] for r in rows[1:] if r]
