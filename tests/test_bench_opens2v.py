@@ -423,3 +423,16 @@ def test_back_ends_without_weights_report_na(tmp_path):
     assert fs.cur is None and "not found" in fs.cur_reason
     desc = OpenS2VScorer(OpenS2VConfig()).describe()
     assert "n/a" in desc["opens2v_gme"] and "n/a" in desc["opens2v_judge"]
+
+
+def test_imported_human_cases_generate_with_the_model_from_their_reference_images(eval_dir, tmp_path, capsys):
+    suite = _import(eval_dir, tmp_path, capsys)
+    out = tmp_path / "gen"
+    args = ["bench", "run", "--suite", str(suite), "--model", "default", "-o", str(out), "--limit", "1",
+            "--frames", "5", "--steps", "2", "--size", "64", "--no-progress"]  # fmt: skip
+    assert cli(args) == 0
+    assert "scored 1, skipped (already done) 0, rejected 0" in capsys.readouterr().out
+    assert (out / "videos" / "singleface_1.mp4").is_file()  # the case id names the generated video
+    rec = json.loads((out / "items" / "singleface_1.json").read_text())
+    assert rec["item"]["setting"] == "in_the_wild" and rec["num_frames"] == 5
+    assert rec["metrics"]["motion_amplitude"]["value"] is not None  # OpenS2V metrics are on for this suite
