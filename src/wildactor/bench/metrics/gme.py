@@ -55,7 +55,10 @@ class GmeEmbedder:
         self.name = f"gme:{model_dir.name}"
         self._torch = torch
         self.inputs = Qwen2VLInputs(model_dir, min_image_tokens * 28 * 28, max_image_tokens * 28 * 28)
-        self.model = Qwen2VLForConditionalGeneration.from_pretrained(model_dir, local_files_only=True)
+        # dtype="auto": the checkpoint's own precision (fp32 would double a bf16 7B model's memory).
+        self.model = Qwen2VLForConditionalGeneration.from_pretrained(
+            model_dir, dtype="auto", local_files_only=True
+        )
         self.model = self.model.to(device).eval()
         self.max_length = max_length
 

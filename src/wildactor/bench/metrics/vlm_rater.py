@@ -33,7 +33,9 @@ class Qwen2VLRater:
         self.name = f"vlm-rater:{model_dir.name}"
         self._torch = torch
         self.inputs = Qwen2VLInputs(model_dir)
-        self.model = AutoModelForImageTextToText.from_pretrained(model_dir, local_files_only=True)
+        self.model = AutoModelForImageTextToText.from_pretrained(
+            model_dir, dtype="auto", local_files_only=True
+        )
         self.model = self.model.to(device).eval()
         if getattr(self.model.config, "image_token_id", None) is None:
             raise ValueError(f"{model_dir} is not a Qwen2-VL-family model (no image_token_id in its config)")
