@@ -436,3 +436,12 @@ def test_imported_human_cases_generate_with_the_model_from_their_reference_image
     rec = json.loads((out / "items" / "singleface_1.json").read_text())
     assert rec["item"]["setting"] == "in_the_wild" and rec["num_frames"] == 5
     assert rec["metrics"]["motion_amplitude"]["value"] is not None  # OpenS2V metrics are on for this suite
+
+
+def test_total_score_reproduces_a_published_leaderboard_row():
+    # Hailuo(20250503), Human-Domain, as published: TotalScore 65.26% from its normalised columns.
+    published = {"aes_score": 0.5275, "motion_smoothness": 0.991, "motion_amplitude": 0.318, "facesim_cur": 0.5769,
+                 "gme_score": 0.7142, "natural_score": 0.692}  # fmt: skip
+    raw = {k: RANGES[k][0] + v * (RANGES[k][1] - RANGES[k][0]) for k, v in published.items()}  # one case
+    _, total, missing = total_score({"case": raw}, "human")
+    assert missing == [] and f"{100 * total:.2f}" == "65.26"
