@@ -425,6 +425,7 @@ def test_back_ends_without_weights_report_na(tmp_path):
     assert "n/a" in desc["opens2v_gme"] and "n/a" in desc["opens2v_judge"]
 
 
+@pytest.mark.slow  # ~40 s on a loaded 2-core machine; the --model path itself is in test_bench_runner
 def test_imported_human_cases_generate_with_the_model_from_their_reference_images(eval_dir, tmp_path, capsys):
     suite = _import(eval_dir, tmp_path, capsys)
     out = tmp_path / "gen"
