@@ -1,4 +1,4 @@
-"""`wildactor bench run | report | validate | make-suite`."""
+"""`wildactor bench run | report | validate | make-suite | import-opens2v`."""
 
 from __future__ import annotations
 
@@ -37,14 +37,37 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     run.add_argument("--probes", metavar="DIR", help="ActorWorld probe folder (default: shipped probes)")
     run.add_argument("--device", default="cpu", help="device for CLIP / VLM back-ends")
     run.add_argument("--no-progress", action="store_true")
+    _add_opens2v_run_arguments(run)
 
     rep = sub.add_parser("report", help="Table 2 / Table 3 layout report of one or more runs")
     rep.add_argument("runs", nargs="+", metavar="OUT", help="run folders, shown side by side")
     rep.add_argument("-o", "--out", help="report folder (default: OUT/report of the first run)")
+    rep.add_argument(
+        "--format", default="actorbench", choices=("actorbench", "opens2v"), help="report layout"
+    )
+    rep.add_argument("--domain", choices=("human", "single", "open"), help="opens2v: the leaderboard domain")
+    rep.add_argument(
+        "--opens2v-json",
+        nargs="+",
+        metavar="DIR",
+        help="opens2v: folders of OpenS2V's own per-metric JSON files to merge in (one per run)",
+    )
+    rep.add_argument("--venue", default="", help="opens2v: the Venue column (e.g. Open-Source)")
+    rep.add_argument(
+        "--leaderboard", metavar="CSV", help="opens2v: OpenS2V's results_<Domain>.csv, appended as published"
+    )
 
     val = sub.add_parser("validate", help="check a suite file and print its size")
     val.add_argument("suite")
     val.add_argument("--list", action="store_true", help="print every item's expected video file name")
+
+    imp = sub.add_parser("import-opens2v", help="an Actor-Bench suite from an OpenS2V-Eval JSON file")
+    imp.add_argument("eval_json", metavar="EVAL_JSON", help="e.g. Human-Domain_Eval.json")
+    imp.add_argument(
+        "--images", required=True, metavar="DIR", help="OpenS2V-Eval folder img_paths are relative to"
+    )
+    imp.add_argument("-o", "--out", required=True, metavar="SUITE.yaml", help="suite file to write")
+    imp.add_argument("--domain", default="human", choices=("human", "single", "open"))
 
     mk = sub.add_parser("make-suite", help="write the ActorWorld suite (held-out actors, 3 settings, 2 axes)")
     mk.add_argument("--out", required=True, help="YAML file to write")
@@ -54,6 +77,83 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     mk.add_argument("--frames", type=int, default=17)
     mk.add_argument("--size", type=int, default=64)
     mk.add_argument("--seed", type=int, default=0)
+
+
+def _add_opens2v_run_arguments(run: argparse.ArgumentParser) -> None:
+    g = run.add_argument_group("OpenS2V-Eval metrics (on by default for suites from import-opens2v)")
+    g.add_argument("--opens2v", action="store_true", help="score OpenS2V-Eval's metrics too")
+    g.add_argument(
+        "--opens2v-weights",
+        metavar="DIR",
+        help="local OpenS2V-Weight folder (CurricularFace, aesthetic MLP, insightface)",
+    )
+    g.add_argument(
+        "--face-detector", help="insightface:DIR | dlib (default: the weights' insightface pack, else dlib)"
+    )
+    g.add_argument("--curricularface", metavar="FILE", help="glint360k_curricular_face_r101_backbone.bin")
+    g.add_argument("--aes-clip", metavar="DIR", help="CLIP ViT-L/14 folder (transformers) for Aesthetics")
+    g.add_argument(
+        "--aes-mlp", metavar="FILE", help="LAION aesthetic predictor weights (aesthetic-model.pth)"
+    )
+    g.add_argument("--gme", metavar="DIR", help="gme-Qwen2-VL-7B-Instruct folder for GmeScore")
+    g.add_argument(
+        "--judge",
+        metavar="DIR",
+        help="local Qwen2-VL-family folder for NaturalScore / MotionSmoothness (not comparable)",
+    )
+
+
+def _opens2v_config(args: argparse.Namespace, suite_name: str) -> object | None:
+    from wildactor.bench.opens2v import domain_of_suite
+    from wildactor.bench.opens2v_scorer import OpenS2VConfig
+
+    given = [
+        args.opens2v_weights,
+        args.face_detector,
+        args.curricularface,
+        args.aes_clip,
+        args.aes_mlp,
+        args.gme,
+        args.judge,
+    ]
+    if not (args.opens2v or domain_of_suite(suite_name) or any(v is not None for v in given)):
+        return None
+    return OpenS2VConfig(
+        weights=args.opens2v_weights,
+        face_detector=args.face_detector,
+        curricularface=args.curricularface,
+        aes_clip=args.aes_clip,
+        aes_mlp=args.aes_mlp,
+        gme=args.gme,
+        judge=args.judge,
+        device=args.device,
+    )
+
+
+def _import_opens2v(args: argparse.Namespace) -> int:
+    import yaml
+
+    from wildactor.bench.opens2v import opens2v_suite
+    from wildactor.bench.spec import load_suite
+
+    suite, excluded = opens2v_suite(args.eval_json, args.images, args.out, args.domain)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    lines = [
+        f"# Generated by: wildactor bench import-opens2v {args.eval_json} --images {args.images} --domain {args.domain}"
+    ]
+    lines += [f"# Left out ({len(excluded)} cases WildActor cannot generate):"]
+    lines += [f"#   {cid}: {why}" for cid, why in excluded.items()]
+    out.write_text(
+        "\n".join(lines) + "\n" + yaml.safe_dump(suite, sort_keys=False, width=200, allow_unicode=True)
+    )
+    load_suite(out)  # the written suite must validate
+    print(f"wrote {out}: {len(suite['subjects'])} cases (videos named <case_id>.mp4)")
+    if excluded:
+        print(f"left out {len(excluded)} cases WildActor cannot generate:")
+        for cid, why in excluded.items():
+            print(f"  {cid}: {why}")
+    return 0
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -87,7 +187,12 @@ def _run(args: argparse.Namespace) -> int:
             steps=args.steps,
         )
         metrics = MetricConfig(
-            face=args.face, clip=args.clip, vlm=args.vlm, probes=args.probes, device=args.device
+            face=args.face,
+            clip=args.clip,
+            vlm=args.vlm,
+            probes=args.probes,
+            device=args.device,
+            opens2v=_opens2v_config(args, suite.name),
         )
     except ValueError as exc:
         raise WildActorError(str(exc)) from exc
@@ -110,6 +215,23 @@ def main(args: argparse.Namespace) -> int:
     cmd = getattr(args, "bench_command", None)
     if cmd == "run":
         return _run(args)
+    if cmd == "report" and args.format == "opens2v":
+        from wildactor.bench.report_opens2v import write_opens2v_report
+
+        out = Path(args.out) if args.out else Path(args.runs[0]) / "report_opens2v"
+        summaries = write_opens2v_report(
+            args.runs, out, args.domain, args.opens2v_json, args.venue, leaderboard=args.leaderboard
+        )
+        for method, s in summaries.items():
+            total = "n/a" if s["total_score"] is None else f"{100 * s['total_score']:.2f}%"
+            why = "; ".join(f"{k}: {r}" for k, r in s["missing_for_total"].items())
+            print(
+                f"{method}: TotalScore {total}"
+                + (f" (missing {why})" if why else "")
+                + f", {s['n_cases']} cases"
+            )
+        print(f"OpenS2V-format report: {out} (results_*.csv, <method>_*.json, <method>/ per-metric JSON)")
+        return 0
     if cmd == "report":
         from wildactor.bench.report import write_report
 
@@ -133,6 +255,8 @@ def main(args: argparse.Namespace) -> int:
         if not args.list and len(items) > 3:
             print(f"  ... ({len(items) - 3} more; --list prints every video name a system must produce)")
         return 0
+    if cmd == "import-opens2v":
+        return _import_opens2v(args)
     if cmd == "make-suite":
         import yaml
 
@@ -151,5 +275,5 @@ def main(args: argparse.Namespace) -> int:
         print(f"wrote {out}: {len(data['subjects'])} subjects")
         return 0
     raise WildActorError(
-        "choose a bench subcommand: run | report | validate | make-suite (see wildactor bench --help)"
+        "choose a bench subcommand: run | report | validate | make-suite | import-opens2v (see wildactor bench --help)"
     )

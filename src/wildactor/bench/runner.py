@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from wildactor.bench.metrics.base import MetricResult, RefImage, sample_indices
+from wildactor.bench.opens2v_scorer import OpenS2VConfig
 from wildactor.bench.spec import BenchItem, Suite
 from wildactor.errors import WildActorError
 
@@ -34,13 +35,15 @@ SOURCES = ("videos", "model", "baseline")
 @dataclass(frozen=True)
 class MetricConfig:
     """Metric back-ends. face: `dlib` | `dlib:DIR` | `insightface:DIR`; clip / vlm: local model folders
-    (None = that back-end reports n/a); probes: ActorWorld probe folder (None = the shipped probes)."""
+    (None = that back-end reports n/a); probes: ActorWorld probe folder (None = the shipped probes);
+    opens2v: OpenS2V-Eval's metrics too (None = not scored)."""
 
     face: str = "dlib"
     clip: str | None = None
     vlm: str | None = None
     probes: str | None = None
     device: str = "cpu"
+    opens2v: OpenS2VConfig | None = None
 
     def __post_init__(self) -> None:
         if self.face.partition(":")[0] not in ("dlib", "insightface", "arcface"):
@@ -108,6 +111,11 @@ class Scorer:
             from wildactor.bench.metrics.vlm import build_vlm_backend
 
             self.vlm = build_vlm_backend(cfg.vlm, cfg.device)
+        self.opens2v = None
+        if cfg.opens2v is not None:
+            from wildactor.bench.opens2v_scorer import OpenS2VScorer
+
+            self.opens2v = OpenS2VScorer(cfg.opens2v)
 
     def describe(self) -> dict[str, str]:
         def name(b: Any) -> str:
@@ -116,7 +124,8 @@ class Scorer:
             reason = getattr(b, "reason", None)
             return f"{b.name} (n/a: {reason})" if reason else getattr(b, "name", type(b).__name__)
 
-        return {
+        extra = self.opens2v.describe() if self.opens2v is not None else {}
+        return extra | {
             "face": name(self.face),
             "probes": f"ActorWorld probes ({self.cfg.probes or 'shipped with the package'})"
             if self.probes is not None and not hasattr(self.probes, "reason")
@@ -169,6 +178,8 @@ class Scorer:
                     [v["yaw"] for v in self.probes.predict_view(frames[idx])]
                 )
         out["motion"] = motion.motion_amplitude(frames)
+        if self.opens2v is not None:
+            out.update(self.opens2v.score(item, frames, refs))
         return out
 
 

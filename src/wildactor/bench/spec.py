@@ -19,7 +19,8 @@ A suite is one YAML (or JSON) file::
 Reference paths are relative to the suite file. An ActorWorld suite names an `actor` per subject and gives
 references as render requests (`{actorworld: three_view}`, `{actorworld: view_aug, region: body, view: left}`,
 `{actorworld: self_crop, region: face, scene: forest, yaw: 20, seed: 3}`), which the runner renders once.
-Prompts may carry labels (scene, motion, view, clip) that exact metrics compare against.
+Prompts may carry labels (scene, motion, view, clip) that exact metrics compare against; a contextual prompt's
+`id` label names its item (imported benchmarks keep their case ids, see `bench/opens2v.py`).
 
 `load_suite` reports every problem with its location (`subjects[3].references.arbitrary[0].region: ...`).
 """
@@ -184,7 +185,9 @@ class Suite:
                             )
                         )
                 for k, p in enumerate(s.contextual):
-                    iid = f"{s.id}__{setting}__ctx{k}"
+                    # An imported benchmark keeps its own case ids (`id:` on the prompt), so a system's
+                    # `<id>.mp4` scores as is; such a subject has exactly one setting.
+                    iid = str(p.labels["id"]) if "id" in p.labels else f"{s.id}__{setting}__ctx{k}"
                     out.append(BenchItem(iid, s.id, setting, "contextual", iid, 0, p, refs, s.actor, 0))
         # A seed per generation call (storyline or single prompt), stable under suite edits elsewhere.
         return [replace(it, seed=self.video.seed + stable_hash(it.group) % 1_000_000) for it in out]
@@ -293,6 +296,23 @@ def _parse_subject(d: Any, where: str, w: _Where) -> Subject | None:
         return None
 
 
+def _check_prompt_ids(subjects: list[Subject], w: _Where) -> None:
+    """Explicit item ids (`id:` on a contextual prompt) must be valid, unique, and on a one-setting subject."""
+    seen: dict[str, str] = {}
+    for i, s in enumerate(subjects):
+        for k, p in enumerate(s.contextual):
+            if "id" not in p.labels:
+                continue
+            iid, where = str(p.labels["id"]), f"subjects[{i}].contextual[{k}].id"
+            if not _ID_RE.match(iid) or "__" in iid:
+                w.err(where, f"item id {iid!r} must be letters, digits, '.', '_', '-' (no '__')")
+            elif iid in seen:
+                w.err(where, f"item id {iid!r} is also used at {seen[iid]}")
+            elif len(s.references) != 1:
+                w.err(where, "an explicit item id needs a subject with exactly one reference setting")
+            seen.setdefault(iid, where)
+
+
 def suite_from_dict(data: Any, root: Path, source: str = "suite") -> Suite:
     """Build and validate a suite; every problem is listed in one WildActorError."""
     w = _Where(source)
@@ -321,6 +341,8 @@ def suite_from_dict(data: Any, root: Path, source: str = "suite") -> Suite:
                             f"subjects[{i}].references.{setting}[{j}].path",
                             f"file not found: {root / r.path}",
                         )
+    if not w.errors:
+        _check_prompt_ids(subjects, w)
     suite = None
     if not w.errors:
         try:
