@@ -44,3 +44,13 @@ def test_5b_estimate_grows_with_reference_tokens_and_shrinks_with_half_size_refe
         assert half > 1.0  # references always add work
         assert half < full  # half-size references add less than video-size ones
         assert full < 1.1
+
+
+def test_gpu_block_benchmark_runs_at_a_tiny_width_on_the_cpu(import_benchmark):
+    gpu_block = import_benchmark("gpu_block")
+    import torch
+
+    result = gpu_block.run(torch.device("cpu"), layers=2, tiny=True, latent=(3, 8, 8), repeats=1)
+    assert set(result["median_ms"]) == {"video", "refs_cached", "encode", "train", "train_video"}
+    assert result["reference_tokens"] == 6 * 4 * 4 and result["video_tokens"] == 3 * 4 * 4
+    assert result["peak_memory_GiB"].startswith("n/a")  # no made-up memory figure without CUDA
