@@ -295,3 +295,36 @@ def test_reference_lora_save_load_round_trip_and_refusals(tiny_transformer_confi
         fresh.load_reference_lora(ordinary)
     with pytest.raises(WildActorError, match="not found"):
         fresh.load_reference_lora(tmp_path / "nope.safetensors")
+
+
+def test_files_of_the_earlier_layout_keep_loading(tiny_transformer_config, tmp_path):
+    from safetensors.torch import load_file
+
+    from wildactor.default_model import DEFAULT_MODEL_DIR
+
+    model = make_model(tiny_transformer_config)
+    randomize_lora(model)
+    tensors = model.reference_lora_state_dict()
+    # The earlier layout had a q LoRA in the last block too (it never changed the output): it is accepted.
+    tensors["reference_lora.1.to_q.down.weight"] = torch.randn(4, 24)
+    tensors["reference_lora.1.to_q.up.weight"] = torch.randn(24, 4)
+    meta = {k: v for k, v in model._lora_metadata().items() if k != "omitted"}
+    save_file(tensors, str(tmp_path / "old.safetensors"), metadata=meta)
+    fresh = make_model(tiny_transformer_config, seed=3)
+    fresh.load_reference_lora(tmp_path / "old.safetensors")
+    for key, value in model.reference_lora_state_dict().items():
+        assert torch.equal(fresh.reference_lora_state_dict()[key], value), key
+    # The shipped default model's folder stores its LoRA at the top level (`reference_lora.{i}...`).
+    folder = DEFAULT_MODEL_DIR / "transformer"
+    saved = {}
+    for file in folder.glob("*.safetensors"):
+        saved.update({k: v for k, v in load_file(str(file)).items() if k.startswith("reference_lora.")})
+    loaded = WildActorTransformer3DModel.from_pretrained(DEFAULT_MODEL_DIR, subfolder="transformer")
+    last = loaded.config.num_layers - 1
+    for key, value in loaded.reference_lora_state_dict().items():
+        assert torch.equal(value, saved[key]), key
+    assert any(
+        v.abs().sum() > 0
+        for k, v in saved.items()
+        if ".up." in k and not k.startswith(f"reference_lora.{last}")
+    )

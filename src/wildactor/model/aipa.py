@@ -161,12 +161,18 @@ class AIPAAttnProcessor:
     _parallel_config = None
 
     def attend(
-        self, attn: WanAttention, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor
+        self,
+        attn: WanAttention,
+        query: torch.Tensor,
+        key: torch.Tensor,
+        value: torch.Tensor,
+        parallel_config: object | None = None,
     ) -> torch.Tensor:
         """One mask-free attention call + output projection; (B, Sq, H, D) x (B, Sk, H, D) -> (B, Sq, dim)."""
         out = dispatch_attention_fn(
-            query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, backend=self._attention_backend
-        )
+            query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, backend=self._attention_backend,
+            parallel_config=parallel_config,
+        )  # fmt: skip
         out = out.flatten(2, 3).type_as(query)  # (B, Sq, H*D)
         out = attn.to_out[0](out)
         return attn.to_out[1](out)
@@ -183,8 +189,14 @@ class AIPAAttnProcessor:
         if encoder_hidden_states is not None or attention_mask is not None:
             raise ValueError("AIPAAttnProcessor is a self-attention processor without masks")
         query, key, value = project_qkv(attn, hidden_states, rotary_emb)
-        if reference_kv is not None:
-            ref_key, ref_value = reference_kv
-            key = torch.cat([key, ref_key.to(key.dtype)], dim=1)  # (B, S_video + S_ref, H, D)
-            value = torch.cat([value, ref_value.to(value.dtype)], dim=1)
+        if reference_kv is None:  # Wan's self-attention, context parallel included (video tokens sharded)
+            return self.attend(attn, query, key, value, self._parallel_config)
+        if self._parallel_config is not None:
+            raise NotImplementedError(
+                "context parallel with references is not implemented: the replicated reference K/V would need "
+                "to be merged with the sharded video attention (log-sum-exp); run references without it"
+            )
+        ref_key, ref_value = reference_kv
+        key = torch.cat([key, ref_key.to(key.dtype)], dim=1)  # (B, S_video + S_ref, H, D)
+        value = torch.cat([value, ref_value.to(value.dtype)], dim=1)
         return self.attend(attn, query, key, value)

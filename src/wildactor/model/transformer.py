@@ -562,6 +562,12 @@ class WildActorTransformer3DModel(WanTransformer3DModel):
         Returns `.sample` of shape (B, C_out, F, H, W). With `hidden_states=None` and `video_shape` (F, H, W) it
         runs the reference stream alone and returns its `ReferenceCache` (what `encode_references` calls).
         """
+        references = reference_latents is not None or reference_cache is not None
+        if references and getattr(self, "_parallel_config", None) is not None:
+            raise NotImplementedError(
+                "context parallel runs WildActor without references only: `_cp_plan` shards the video tokens, and "
+                "merging the replicated reference K/V into sharded attention is not implemented"
+            )
         if hidden_states is None:
             if reference_latents is None or reference_types is None or video_shape is None:
                 raise ValueError(
