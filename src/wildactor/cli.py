@@ -1,4 +1,4 @@
-"""The `wildactor` command: train | generate | data | bench | world.
+"""The `wildactor` command: train | generate | data | bench | world | app.
 
 Each sub-command lives next to the code it drives, in a module that exposes
 `add_arguments(parser)` and `main(args) -> int`. Those modules import their heavy
@@ -18,6 +18,7 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
     ("data", "wildactor.data.curate.cli", "build an Actor-18M-style dataset from raw videos"),
     ("bench", "wildactor.bench.cli", "run and report Actor-Bench"),
     ("world", "wildactor.world.cli", "ActorWorld: synthetic actors with exact labels"),
+    ("app", "wildactor.app", "a web page (Gradio) to try references + prompts in a browser"),
 )
 
 
