@@ -143,6 +143,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--lora", metavar="FILE", help="reference LoRA (.safetensors) written by training")
     model_default = "the model folder's generate_defaults.json, else"
+    embedded = _embedded_defaults()
     parser.add_argument("--steps", type=int, help=f"denoising steps (default: {model_default} 50)")
     parser.add_argument("--seed", type=int, default=0, help="shot i uses seed + i (default 0)")
     parser.add_argument(
@@ -163,19 +164,31 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--guidance-scale",
         type=float,
-        help=f"text classifier-free guidance (default: {model_default} 5.0; the embedded model uses 2.0)",
+        help=f"text classifier-free guidance (default: {model_default} 5.0; the embedded model uses "
+        f"{embedded.get('guidance_scale', 'its own')})",
     )
     parser.add_argument(
         "--reference-guidance-scale",
         type=float,
         help="extra guidance towards the references, a third branch without them (default: the model folder's "
-        "generate_defaults.json, else none; the embedded model uses 3.0)",
+        f"generate_defaults.json, else none; the embedded model uses {embedded.get('reference_guidance_scale')})",
     )
     parser.add_argument("--negative-prompt", default="", help="negative prompt (default empty)")
     parser.add_argument(
         "--max-sequence-length", type=int, help="text length (default: the model's, 512 for Wan)"
     )
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="default: auto")
+
+
+def _embedded_defaults() -> dict[str, Any]:
+    """The shipped default model's generate_defaults.json (empty if it is absent), for the help texts."""
+    from wildactor.default_model import DEFAULT_MODEL_DIR
+
+    path = DEFAULT_MODEL_DIR / DEFAULTS_FILE
+    try:
+        return json.loads(path.read_text()) if path.is_file() else {}
+    except (OSError, ValueError):
+        return {}
 
 
 def parse_ref(text: str) -> tuple[str, str]:
