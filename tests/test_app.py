@@ -276,3 +276,25 @@ def test_the_page_in_chromium_generates_two_shots_and_survives_a_text_upload(tmp
     finally:
         server.close()
     assert not server.root.exists()
+
+
+def test_an_actorworld_actor_id_renders_its_references_into_the_session(tiny_model, tmp_path):
+    pytest.importorskip("wildactor.world")
+    server = AppServer(tiny_model, root=tmp_path / "app")
+    session = server.new_session()
+    preview = server.handle_references(session, [None, None, None], "actor_000042")
+    assert preview.status == "3 references"
+    assert [caption.split(":")[0] for _, caption in preview.references] == ["face", "body", "body"]
+    for path, _ in preview.references:
+        assert Path(path).is_relative_to(session.folder) and Image.open(path).size == (64, 64)
+    assert server.handle_references(session, [None, None, None], "42").status == "3 references"
+
+
+def test_app_command_errors_are_one_line(tmp_path, capsys):
+    from wildactor.cli import main
+
+    assert main(["app", "--model", str(tmp_path / "none")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: model folder not found") and err.count("\n") == 1
+    assert main(["app", "--port", "70000"]) == 2
+    assert "--port must be in 1..65535" in capsys.readouterr().err

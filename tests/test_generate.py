@@ -351,3 +351,16 @@ def test_memory_check_is_a_lower_bound_of_the_decoded_frames():
     check_memory(64, 64, 5, available=64 * 64 * 5 * 15)
     with pytest.raises(WildActorError, match="needs at least"):
         check_memory(64, 64, 5, available=64 * 64 * 5 * 15 - 1)
+
+
+def test_loading_a_model_prints_no_weight_loading_bar(model_dir, capsys):
+    from transformers.utils import logging as hf_logging
+
+    from wildactor.generate import load_model
+    from wildactor.pipeline import WildActorPipeline
+
+    WildActorPipeline.from_pretrained(model_dir)  # transformers' own loader shows its bar ...
+    assert "Loading weights" in capsys.readouterr().err
+    load_model(model_dir, device="cpu")  # ... generate, the app and bench load through the quiet one
+    assert "Loading weights" not in capsys.readouterr().err
+    assert hf_logging.is_progress_bar_enabled()  # and leave the setting as it was

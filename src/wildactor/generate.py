@@ -17,7 +17,8 @@ import os
 import re
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -383,7 +384,7 @@ def load_model(
         raise WildActorError(f"reference LoRA file not found: {lora}")
     torch_device = _pick_device(device, torch)
     dtype = torch.bfloat16 if torch_device.type == "cuda" else torch.float32
-    with _quiet_weight_loading():
+    with quiet_weight_loading():
         if model is None:
             from wildactor.default_model import load_default_model
 
@@ -410,19 +411,17 @@ def load_model(
     return loaded
 
 
-class _quiet_weight_loading:
-    """Silence transformers' per-load "Loading weights" progress bar (restored afterwards)."""
+@contextmanager
+def quiet_weight_loading() -> Iterator[None]:
+    """Silence transformers' per-load "Loading weights" progress bar inside the block (restored afterwards)."""
+    from transformers.utils import logging as hf_logging
 
-    def __enter__(self) -> None:
-        from transformers.utils import logging as hf_logging
-
-        self._enabled = hf_logging.is_progress_bar_enabled()
-        hf_logging.disable_progress_bar()
-
-    def __exit__(self, *exc: object) -> None:
-        from transformers.utils import logging as hf_logging
-
-        if self._enabled:
+    enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if enabled:
             hf_logging.enable_progress_bar()
 
 

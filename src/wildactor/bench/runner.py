@@ -231,14 +231,17 @@ class VideoMaker:
 
     def pipeline(self) -> Any:
         if self._pipe is None:
-            if self.cfg.model_dir == "default":
-                from wildactor.default_model import load_default_model
+            from wildactor.generate import quiet_weight_loading
 
-                self._pipe = load_default_model().pipeline
-            else:
-                from wildactor.pipeline import WildActorPipeline
+            with quiet_weight_loading():
+                if self.cfg.model_dir == "default":
+                    from wildactor.default_model import load_default_model
 
-                self._pipe = WildActorPipeline.from_pretrained(self.cfg.model_dir, lora=self.cfg.lora)
+                    self._pipe = load_default_model().pipeline
+                else:
+                    from wildactor.pipeline import WildActorPipeline
+
+                    self._pipe = WildActorPipeline.from_pretrained(self.cfg.model_dir, lora=self.cfg.lora)
             self._pipe.set_progress_bar_config(disable=True)
         return self._pipe
 
