@@ -37,7 +37,13 @@ def test_tiny_model_run_writes_every_report_file_and_a_rerun_skips_finished_item
     args = ["bench", "run", "--suite", "template", "--model", "default", "-o", str(out), "--limit", "4",
             "--frames", "5", "--steps", "2", "--no-progress"]  # fmt: skip
     assert cli(args) == 0
-    assert "scored 4, skipped (already done) 0, rejected 0" in capsys.readouterr().out
+    stdout = capsys.readouterr().out
+    assert "scored 4, skipped (already done) 0, rejected 0" in stdout
+    assert (
+        "template: 4 items selected (a subset of the suite's" in stdout
+        and "4 to generate and score" in stdout
+    )
+    assert "estimate: " in stdout and " s an item here, about " in stdout  # measured on the first storyline
     videos = sorted(p.name for p in (out / "videos").glob("*.mp4"))
     assert videos == sorted(f"{k}.mp4" for k in _items(out))
     assert len(videos) == 4  # one 3-shot storyline + one contextual prompt
@@ -62,6 +68,12 @@ def test_tiny_model_run_writes_every_report_file_and_a_rerun_skips_finished_item
         assert (out / "report" / name).is_file(), name
     md = (out / "report" / "report.md").read_text()
     assert "Sequential Narrative" in md and "Contextual Generalization" in md and "| default |" in md
+    # A --limit run is flagged as partial, and Table 3's last column is named for what it is.
+    rep = json.loads((out / "report" / "report.json").read_text())["runs"][0]
+    assert rep["partial"] is True and rep["n_items"] == 4 and rep["suite_items"] > 4
+    assert f"**Partial run: default** scored 4 of the suite's {rep['suite_items']} items" in md
+    assert "| Method | Front | Side | Back | All frames |" in md and "Avg" not in md
+    assert set(rep["table3"]) == {"front", "side", "back", "all"}
 
 
 def test_videos_folder_scores_other_systems_and_bad_files_become_rejects(tmp_path, capsys):

@@ -165,7 +165,6 @@ def _bad_inputs(model_dir, ref_files, tmp_path):
             ["--ref", f"{ref_files / 'body.png'}:hand", "--prompt", "x"],
             "unknown region 'hand'",
         ),
-        "no references": ([*model, "--prompt", "x"], "no references"),
         "bad size": ([*model, *ok_ref, "--prompt", "x", "--size", "100x70"], "nearest valid size: 96x64"),
         "bad size format": ([*ok_ref, "--prompt", "x", "--size", "big"], "expected WIDTHxHEIGHT"),
         "bad reference size": (
@@ -227,3 +226,141 @@ def test_a_shipped_default_model_folder_is_loaded_with_its_example_actor_and_set
     )  # fmt: skip
     assert gen["reference_guidance_scale"] == 1.5
     assert read_mp4(out / "shot_01.mp4").shape == (5, 32, 64, 3)
+
+
+def test_output_and_size_mistakes_fail_in_one_line_before_any_model_loads(
+    model_dir, ref_files, tmp_path, capsys, monkeypatch
+):
+    import wildactor.default_model
+    from wildactor.pipeline import WildActorPipeline
+
+    def no_loading(*args, **kwargs):
+        raise AssertionError("a model was loaded")
+
+    monkeypatch.setattr(WildActorPipeline, "from_pretrained", no_loading)
+    monkeypatch.setattr(wildactor.default_model, "load_default_model", no_loading)
+    a_file = tmp_path / "taken.txt"
+    a_file.write_text("x")
+    ok = ["--model", str(model_dir), "--ref", str(ref_files / "body.png"), "--prompt", "x"]
+    cases = {
+        "output is a file": ([*ok, "-o", str(a_file)], "exists and is not a folder"),
+        "output under a file": ([*ok, "-o", str(a_file / "sub")], "cannot write to the output folder"),
+        "output not writable": ([*ok, "-o", "/proc/wildactor-out"], "cannot write to the output folder"),
+        "huge size": (
+            [*ok, "-o", str(tmp_path / "o"), "--size", "100000x100000"],
+            "GiB of memory is available",
+        ),
+        "huge size, default model": (["-o", str(tmp_path / "o"), "--size", "100000x100000"], "GiB"),
+    }
+    for name, (argv, message) in cases.items():
+        if name == "huge size, default model":
+            monkeypatch.undo()  # the embedded default is small: it loads before the size check
+        code, _, stderr = run(argv, capsys)
+        assert code == 2, name
+        assert stderr.startswith("error: ") and stderr.count("\n") == 1, (name, stderr)
+        assert message in stderr, (name, stderr)
+
+
+def test_model_folder_defaults_are_used_and_printed_and_text_only_generation_works(tmp_path, capsys):
+    from wildactor.default_model import DEFAULT_MODEL_DIR
+
+    if not (DEFAULT_MODEL_DIR / "generate_defaults.json").is_file():
+        pytest.skip("no shipped default model")
+    defaults = json.loads((DEFAULT_MODEL_DIR / "generate_defaults.json").read_text())
+    out = tmp_path / "out"
+    code, stdout, _ = run(
+        [
+            "--model",
+            str(DEFAULT_MODEL_DIR),
+            "--prompt",
+            "a person walks in the forest",
+            "--steps",
+            "2",
+            "-o",
+            str(out),
+        ],
+        capsys,
+    )
+    assert code == 0
+    width, height = defaults["size"]
+    assert f"settings: {width}x{height}, {defaults['frames']} frames" in stdout
+    assert "references: none" in stdout
+    gen = json.loads((out / "settings.json").read_text())["generation"]
+    assert (gen["width"], gen["height"], gen["frames"], gen["fps"]) == (
+        width,
+        height,
+        defaults["frames"],
+        defaults["fps"],
+    )
+    assert gen["guidance_scale"] == defaults["guidance_scale"]
+    assert gen["reference_guidance_scale"] == defaults["reference_guidance_scale"]
+    assert gen["references"] == []
+    assert read_mp4(out / "shot_01.mp4").shape == (defaults["frames"], height, width, 3)
+
+
+def test_default_model_without_example_references_and_with_unknown_words_warns(tmp_path, capsys):
+    out = tmp_path / "out"
+    argv = [
+        "--no-example-refs",
+        "--prompt",
+        "an astronaut walks in the forest",
+        "--steps",
+        "1",
+        "-o",
+        str(out),
+    ]
+    code, stdout, _ = run(argv, capsys)
+    assert code == 0
+    gen = json.loads((out / "settings.json").read_text())["generation"]
+    assert gen["references"] == []
+    tokenizer_vocab = _default_vocabulary()
+    if tokenizer_vocab is not None and "astronaut" not in tokenizer_vocab:
+        assert "warning: the model does not know these prompt words, they are dropped: astronaut." in stdout
+        assert "forest" in stdout.split("Words it knows", 1)[1]
+        assert gen["dropped_prompt_words"] == ["astronaut"]
+
+
+def _default_vocabulary():
+    from wildactor.default_model import DEFAULT_MODEL_DIR
+
+    path = DEFAULT_MODEL_DIR / "tokenizer" / "tokenizer.json"
+    if not path.is_file():
+        return None
+    return set(json.loads(path.read_text())["model"]["vocab"])
+
+
+def test_unknown_prompt_words_lists_dropped_words_and_the_vocabulary():
+    from transformers import ByT5Tokenizer
+
+    from wildactor.generate import unknown_prompt_words
+    from wildactor.model.word_tokenizer import fit_word_tokenizer
+
+    tokenizer = fit_word_tokenizer(["a person walks in the forest", "a person jumps on the beach."])
+    found = unknown_prompt_words(tokenizer, ["A man walks, then an astronaut jumps", "a MAN waves"])
+    assert found.words == ("man", "then", "an", "astronaut", "waves")
+    assert found.known == ("a", "beach", "forest", "in", "jumps", "on", "person", "the", "walks")
+    assert "dropped: man, then, an, astronaut, waves" in found.message()
+    assert unknown_prompt_words(tokenizer, ["a person walks on the beach"]) is None
+    assert unknown_prompt_words(ByT5Tokenizer(), ["an astronaut, ünïcode"]) is None  # bytes: nothing unknown
+
+
+def test_memory_check_is_a_lower_bound_of_the_decoded_frames():
+    from wildactor.errors import WildActorError
+    from wildactor.generate import check_memory
+
+    check_memory(64, 64, 5, available=64 * 64 * 5 * 15)
+    with pytest.raises(WildActorError, match="needs at least"):
+        check_memory(64, 64, 5, available=64 * 64 * 5 * 15 - 1)
+
+
+def test_loading_a_model_prints_no_weight_loading_bar(model_dir, capsys):
+    from transformers.utils import logging as hf_logging
+
+    from wildactor.generate import load_model
+    from wildactor.pipeline import WildActorPipeline
+
+    WildActorPipeline.from_pretrained(model_dir)  # transformers' own loader shows its bar ...
+    assert "Loading weights" in capsys.readouterr().err
+    load_model(model_dir, device="cpu")  # ... generate, the app and bench load through the quiet one
+    assert "Loading weights" not in capsys.readouterr().err
+    assert hf_logging.is_progress_bar_enabled()  # and leave the setting as it was

@@ -96,3 +96,14 @@ def test_missing_probe_folder_is_a_clear_error(tmp_path):
     bad = np.zeros((2, 5, 5), np.uint8)
     with pytest.raises(WildActorError):
         load_probes().predict_attributes(bad)
+
+
+def test_top_print_accuracy_over_no_frontal_frame_is_none_not_nan(probes):
+    import warnings
+
+    frames, targets = render_probe_frames(4, seed=5, actor_range=HELDOUT_ACTORS)
+    targets = {**targets, "yaw": np.full_like(targets["yaw"], 180.0)}  # every frame a back view
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        acc = evaluate_frame_probe(probes.frame, frames, targets)
+    assert acc["top_graphic"] is None and acc["scene"] is not None

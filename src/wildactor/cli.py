@@ -1,4 +1,4 @@
-"""The `wildactor` command: train | generate | data | bench | world.
+"""The `wildactor` command: train | generate | data | bench | world | app.
 
 Each sub-command lives next to the code it drives, in a module that exposes
 `add_arguments(parser)` and `main(args) -> int`. Those modules import their heavy
@@ -18,6 +18,7 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
     ("data", "wildactor.data.curate.cli", "build an Actor-18M-style dataset from raw videos"),
     ("bench", "wildactor.bench.cli", "run and report Actor-Bench"),
     ("world", "wildactor.world.cli", "ActorWorld: synthetic actors with exact labels"),
+    ("app", "wildactor.app", "a web page (Gradio) to try references + prompts in a browser"),
 )
 
 
@@ -33,8 +34,20 @@ def build_parser() -> argparse.ArgumentParser:
             continue  # that part of the package is not installed in this build
         sp = sub.add_parser(name, help=help_text, description=help_text)
         module.add_arguments(sp)
+        _describe_subcommands(sp)
         sp.set_defaults(_main=module.main)
     return parser
+
+
+def _describe_subcommands(parser: argparse.ArgumentParser) -> None:
+    """Give every nested subcommand its one-line help as the description its own --help shows."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            helps = {a.dest: a.help for a in action._choices_actions}
+            for name, sub in action.choices.items():
+                if not sub.description and helps.get(name):
+                    sub.description = helps[name]
+                _describe_subcommands(sub)
 
 
 def main(argv: list[str] | None = None) -> int:

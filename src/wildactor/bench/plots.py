@@ -113,15 +113,17 @@ def plot_by_view(rep: dict[str, Any], path: Path) -> None:
             if r["table3"][v]["value"] is not None and ci:
                 xo = x + 3 * (i - (len(runs) - 1) / 2)  # small offset so overlapping bars stay visible
                 d.line([(xo, box[3] - ci[0] * plot_h), (xo, box[3] - ci[1] * plot_h)], fill=colour, width=1)
-        avg = r["table3"]["avg"]
-        label = r["method"] + (f": avg {avg['value']:.3f}" if avg["value"] is not None else ": n/a")
+        whole = r["table3"]["all"]
+        label = r["method"] + (
+            f": all frames {whole['value']:.3f}" if whole["value"] is not None else ": n/a"
+        )
         ly = top + 16 * i
         d.rectangle([box[2] + 16, ly + 2, box[2] + 26, ly + 12], fill=colour)
         d.text((box[2] + 32, ly), textwrap.shorten(label, 36), fill=(0, 0, 0), font=_font())
     notes = [
-        f"{r['method']}: n/a: {r['table3']['avg']['na_reason']}"
+        f"{r['method']}: n/a: {r['table3']['all']['na_reason']}"
         for r in runs
-        if r["table3"]["avg"]["value"] is None
+        if r["table3"]["all"]["value"] is None
     ]
     y = top + 16 * len(runs) + 16
     for note in notes:

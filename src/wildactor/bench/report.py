@@ -103,6 +103,7 @@ class Run:
     params: str
     backends: dict[str, str]
     items: list[dict[str, Any]]
+    suite_items: int | None = None  # items in the whole suite (None: a run written before this was recorded)
 
 
 def load_run(folder: str | os.PathLike[str]) -> Run:
@@ -114,7 +115,8 @@ def load_run(folder: str | os.PathLike[str]) -> Run:
     items = [json.loads(p.read_text()) for p in sorted((folder / "items").glob("*.json"))]
     if not items:
         raise WildActorError(f"{folder} has no scored items yet (run `wildactor bench run` first)")
-    return Run(folder, meta["method"], meta.get("params", ""), meta.get("backends", {}), items)
+    suite_items = meta.get("suite_items")
+    return Run(folder, meta["method"], meta.get("params", ""), meta.get("backends", {}), items, suite_items)
 
 
 def _aggregate(values: dict[str, list[float]], na: Counter, backends: Counter, n_items: int) -> Cell:
@@ -179,7 +181,8 @@ def build_report(runs: list[Run]) -> dict[str, Any]:
             for axis in axes + [ALL]
         }
         table3 = {v: aggregate(run, "body", view=v).to_json() for v in VIEWS}
-        table3["avg"] = aggregate(run, "body").to_json()
+        # Whole clips, every view: not the mean of the view columns, which pool only the frames read as that view.
+        table3["all"] = aggregate(run, "body").to_json()
         out["runs"].append(
             {
                 "method": run.method,
@@ -187,6 +190,8 @@ def build_report(runs: list[Run]) -> dict[str, Any]:
                 "folder": str(run.folder),
                 "backends": run.backends,
                 "n_items": len(run.items),
+                "suite_items": run.suite_items,
+                "partial": run.suite_items is not None and len(run.items) < run.suite_items,
                 "table2": table2,
                 "table3": table3,
             }
@@ -226,6 +231,13 @@ def report_markdown(rep: dict[str, Any]) -> str:
         "Mean over subjects of per-subject means; [95% bootstrap CI over subjects]. Copy-paste: lower is better."
     )
     lines.append("")
+    for r in rep["runs"]:
+        if r.get("partial"):
+            lines += [
+                f"**Partial run: {r['method']}** scored {r['n_items']} of the suite's {r['suite_items']} items "
+                "(a --subjects / --limit subset or an unfinished run); its numbers are not the full benchmark.",
+                "",
+            ]
     axes = [a for a in list(AXES) + [ALL] if any(a in r["table2"] for r in rep["runs"])]
     titles = {
         "contextual": "Contextual Generalization",
@@ -242,15 +254,20 @@ def report_markdown(rep: dict[str, Any]) -> str:
                 lines.append("| " + " | ".join(_md_escape(str(c)) for c in row) + " |")
         lines.append("")
     lines += ["## Table 3 layout: body consistency by viewpoint (all items)", ""]
-    lines.append("| Method | Front | Side | Back | Avg |")
+    lines.append("| Method | Front | Side | Back | All frames |")
     lines.append("|---|---|---|---|---|")
     for r in rep["runs"]:
         t3 = r["table3"]
         lines.append(
             "| "
-            + " | ".join(_md_escape(c) for c in [r["method"]] + [notes.cell(t3[k]) for k in (*VIEWS, "avg")])
+            + " | ".join(_md_escape(c) for c in [r["method"]] + [notes.cell(t3[k]) for k in (*VIEWS, "all")])
             + " |"
         )
+    lines += [
+        "",
+        "Front / Side / Back pool the frames the judge reads as that view; All frames scores whole clips (every "
+        "view), so it is not the mean of the three view columns.",
+    ]
     if notes.reasons:
         lines += ["", "Notes:", ""] + notes.lines()
     lines += ["", "## Back-ends", ""]
@@ -258,7 +275,8 @@ def report_markdown(rep: dict[str, Any]) -> str:
         be = ", ".join(f"{k}: {v}" for k, v in r["backends"].items())
         used = {m: r["table2"][ALL][ALL][m]["backend"] for m in metrics}
         lines.append(
-            f"- **{r['method']}** ({r['n_items']} items, `{r['folder']}`): metric back-ends "
+            f"- **{r['method']}** ({r['n_items']} items{' of ' + str(r['suite_items']) if r.get('partial') else ''}, "
+            f"`{r['folder']}`): metric back-ends "
             + ", ".join(f"{m}={b}" for m, b in used.items())
             + f"; configured: {be}"
         )

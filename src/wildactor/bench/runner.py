@@ -18,6 +18,7 @@ import json
 import os
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -241,14 +242,17 @@ class VideoMaker:
 
     def pipeline(self) -> Any:
         if self._pipe is None:
-            if self.cfg.model_dir == "default":
-                from wildactor.default_model import load_default_model
+            from wildactor.generate import quiet_weight_loading
 
-                self._pipe = load_default_model().pipeline
-            else:
-                from wildactor.pipeline import WildActorPipeline
+            with quiet_weight_loading():
+                if self.cfg.model_dir == "default":
+                    from wildactor.default_model import load_default_model
 
-                self._pipe = WildActorPipeline.from_pretrained(self.cfg.model_dir, lora=self.cfg.lora)
+                    self._pipe = load_default_model().pipeline
+                else:
+                    from wildactor.pipeline import WildActorPipeline
+
+                    self._pipe = WildActorPipeline.from_pretrained(self.cfg.model_dir, lora=self.cfg.lora)
             self._pipe.set_progress_bar_config(disable=True)
         return self._pipe
 
@@ -313,8 +317,12 @@ def run_bench(
     subjects: int | None = None,
     limit: int | None = None,
     progress: bool = True,
+    log: Callable[[str], None] | None = None,
 ) -> dict[str, int]:
-    """Generate (or find) and score every selected item; returns counts {scored, skipped, rejected}."""
+    """Generate (or find) and score every selected item; returns counts {scored, skipped, rejected}.
+
+    ``log`` (default: printed above the progress bar) gets the item count up front and, once the first storyline
+    is done, an estimate of the time left measured on it."""
     from tqdm import tqdm
 
     from wildactor.media import read_mp4
@@ -361,6 +369,7 @@ def run_bench(
             "config": {"identity": cfg.identity(), **asdict(cfg)},
             "metrics": asdict(metrics),
             "backends": scorer.describe(),
+            "suite_items": len(suite.items()),
         },
     )
     refs = ReferenceStore(suite, out)
@@ -370,8 +379,22 @@ def run_bench(
         groups.setdefault(it.group, []).append(it)
     rejects: list[dict[str, str]] = []
     scored = 0
+    log = log or tqdm.write
+    total = len(suite.items())
+    subset = "" if len(items) == total else f" (a subset of the suite's {total})"
+    log(f"{suite.name}: {len(items)} items selected{subset}, {len(todo)} to {_verb(cfg)}")
+    if len(todo) > 100:
+        log("a long run: --subjects N or --limit N run a subset; rerun the same command to resume")
     bar = tqdm(total=len(todo), desc=f"bench {cfg.method}", unit="item", disable=not progress)
+    started, estimated = time.perf_counter(), False
     for group_items in groups.values():
+        if scored and not estimated and scored < len(todo):
+            estimated = True
+            per_item = (time.perf_counter() - started) / scored
+            left = per_item * (len(todo) - scored)
+            log(
+                f"estimate: {per_item:.1f} s an item here, about {_duration(left)} for the {len(todo) - scored} left"
+            )
         try:
             ref_images = refs.get(group_items[0])
         except WildActorError as exc:
@@ -442,3 +465,15 @@ def run_bench(
         for r in rejects:
             f.write(json.dumps(r) + "\n")
     return {"scored": scored, "skipped": len(items) - len(todo), "rejected": len(rejects)}
+
+
+def _verb(cfg: RunConfig) -> str:
+    return "score" if cfg.source == "videos" else "generate and score"
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"

@@ -10,17 +10,20 @@ from wildactor.errors import WildActorError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from wildactor.world.motions import MOTION_KINDS
+    from wildactor.world.scenes import SCENE_KINDS
+
     sub = parser.add_subparsers(dest="world_command", metavar="SUBCOMMAND", required=True)
 
     mk = sub.add_parser("make", help="write clips + references + manifest (Actor-18M schema)")
     mk.add_argument("--actors", type=int, required=True, help="number of actors")
-    mk.add_argument("--clips-per-actor", type=int, required=True)
+    mk.add_argument("--clips-per-actor", type=int, required=True, help="clips rendered per actor")
     mk.add_argument("--out", type=Path, required=True, help="output folder (resumable)")
-    mk.add_argument("--seed", type=int, default=0)
+    mk.add_argument("--seed", type=int, default=0, help="seed of every random choice (default 0)")
     mk.add_argument("--first-actor", type=int, default=0, help="index of the first actor id")
     mk.add_argument("--frames", type=int, default=17, help="frames per clip (1 + 4k suits a Wan VAE)")
     mk.add_argument("--size", type=int, default=64, help="clip height and width in pixels (even)")
-    mk.add_argument("--fps", type=int, default=8)
+    mk.add_argument("--fps", type=int, default=8, help="frame rate of the MP4s (default 8)")
     mk.add_argument("--ref-size", type=int, default=64, help="reference image size in pixels")
     mk.add_argument(
         "--frontal-bias",
@@ -30,7 +33,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="view probabilities of self-crops in percent or fractions (default: the paper's 62.8 36.6 0.6)",
     )
-    mk.add_argument("--heldout-fraction", type=float, default=0.1)
+    mk.add_argument(
+        "--heldout-fraction",
+        type=float,
+        default=0.1,
+        help="share of actors kept out of training (default 0.1)",
+    )
     mk.add_argument("--attr-aug", type=int, default=1, help="attribute-augmented references per clip")
     mk.add_argument("--no-three-view", action="store_true", help="skip the canonical three-view sheet")
     mk.add_argument(
@@ -72,12 +80,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     rd = sub.add_parser("render", help="render one actor: a PNG frame, or an MP4 clip with --motion")
     rd.add_argument("--actor", default="actor_000000", help="actor id (actor_000042) or any string")
-    rd.add_argument("--yaw", type=float, default=0.0)
-    rd.add_argument("--scene", default="studio")
-    rd.add_argument("--motion", default=None, help="render a clip with this motion")
-    rd.add_argument("--frames", type=int, default=16)
-    rd.add_argument("--size", type=int, default=256)
-    rd.add_argument("--seed", type=int, default=0)
+    rd.add_argument(
+        "--yaw",
+        type=float,
+        default=0.0,
+        help="body yaw in degrees, any number: 0 faces the camera, 90 shows the actor's right side, 180 the back "
+        "(default 0)",
+    )
+    rd.add_argument("--scene", default="studio", choices=SCENE_KINDS, help="scene kind (default studio)")
+    rd.add_argument(
+        "--motion", default=None, choices=MOTION_KINDS, help="render an MP4 clip with this motion"
+    )
+    rd.add_argument("--frames", type=int, default=16, help="frames of a clip (default 16)")
+    rd.add_argument("--size", type=int, default=256, help="height and width in pixels (default 256)")
+    rd.add_argument("--seed", type=int, default=0, help="seed of the scene's lighting and layout (default 0)")
     rd.add_argument("--out", type=Path, required=True, help=".png (frame) or .mp4 (clip)")
 
     fv = sub.add_parser(

@@ -252,8 +252,9 @@ def evaluate_frame_probe(
     targets: dict[str, np.ndarray],
     corruption: str | None = None,
     seed: int = 0,
-) -> dict[str, float]:
-    """Held-out accuracy per head; the top print only on frames within GRAPHIC_EVAL_MAX_YAW of frontal."""
+) -> dict[str, float | None]:
+    """Held-out accuracy per head; the top print only on frames within GRAPHIC_EVAL_MAX_YAW of frontal (None when
+    no frame is: an accuracy over no frames is undefined, and NaN is not valid JSON for the probe card)."""
     x = frames_to_tensor(frames)
     if corruption is not None:
         gen = torch.Generator().manual_seed(seed)
@@ -269,7 +270,7 @@ def evaluate_frame_probe(
         ok = pred == targets[k]
         if k == "top_graphic":
             ok = ok[visible]
-        acc[k] = round(float(ok.mean()), 4)
+        acc[k] = round(float(ok.mean()), 4) if ok.size else None
     return acc
 
 
