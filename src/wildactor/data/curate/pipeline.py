@@ -47,6 +47,8 @@ def discover_inputs(
         return not allow_outside_root and os.path.islink(path) and not is_within(path, broot)
 
     for dirpath, dirs, files in os.walk(broot, followlinks=True):
+        # real folders before links to them, so a folder is listed under its own name
+        dirs.sort(key=lambda n: (os.path.islink(os.path.join(dirpath, n)), n))
         for name in list(dirs):
             full = os.path.join(dirpath, name)
             is_video_name = os.path.splitext(name)[1].lower() in exts
