@@ -73,7 +73,8 @@ def test_training_checks_every_record_before_step_one_and_reports_all_at_once(to
         check_training_records(records, root)
     msg = str(exc.value)
     assert msg.startswith("2 of 3 manifest records cannot be used (set data.skip_bad_records")
-    assert "record 0: cannot decode video" in msg and "record 2: cannot read reference image" in msg
+    assert "record 0: video: cannot decode video" in msg
+    assert "record 2: refs[0].path: cannot read reference image" in msg
     lines: list[str] = []
     kept = check_training_records(records, root, skip_bad=True, log=lines.append)
     assert kept == [records[1]]

@@ -133,31 +133,28 @@ def check_training_records(
     ``WildActorError``; with ``skip_bad`` the bad records are left out instead, their count and
     reasons printed through ``log``. Returns the records to train on.
     """
+    from wildactor.data.schema import validate_record
     from wildactor.media import load_image
-    from wildactor.paths import outside_root
 
     bad: list[str] = []
     keep: list[ManifestRecord] = []
     for i, record in enumerate(records):
-        why = None
-        for rel in [record.video] + [ref.path for ref in record.refs]:
-            why = None if allow_outside_root else outside_root(root, rel)
-            if why is not None:
-                why = f"{why} (outside the manifest's folder; data.allow_outside_root allows it)"
-                break
-        if why is None:
+        # files inside `root` and present (the manifest check), then readable
+        problems = [str(p) for p in validate_record(record, i, root, allow_outside_root)]
+        if not problems:
             why = video_problem(resolve_path(root, record.video))
-        if why is None:
-            for ref in record.refs:
+            problems += [] if why is None else [f"record {i}: video: {why}"]
+        if not problems:
+            for j, ref in enumerate(record.refs):
                 try:
                     load_image(resolve_path(root, ref.path))
                 except WildActorError as exc:
-                    why = str(exc)
+                    problems.append(f"record {i}: refs[{j}].path: {exc}")
                     break
-        if why is None:
-            keep.append(record)
+        if problems:
+            bad.append("; ".join(problems))
         else:
-            bad.append(f"record {i}: {why}")
+            keep.append(record)
     if bad and not skip_bad:
         shown = "; ".join(bad[:20]) + (f"; (+{len(bad) - 20} more)" if len(bad) > 20 else "")
         raise WildActorError(
