@@ -2,9 +2,10 @@
 
 Points seeded inside the person box in the first frame are tracked to the last; the track ratio is
 the share of points that stay tracked (forward-backward error below `fb_error_px` at every step) and
-inside the person box (grown by `box_margin`) in every frame, among the points that stay in the frame:
-a point that leaves the picture (a zoom-in, a pan) is not inconsistent, so it counts neither way. A ratio below `min_ratio` (0.60) means
-the subject does not persist (cut, occlusion, another person taking over) and the clip is rejected.
+inside the person box (grown by `box_margin`) in every frame, among the points that stay in the
+frame: a point that leaves the picture (a zoom-in, a pan) is not inconsistent, so it counts neither
+way. A ratio below `min_ratio` (0.60) means the subject does not persist (cut, occlusion, another
+person taking over) and the clip is rejected.
 
 Back-ends: ``lk`` (default) OpenCV pyramidal Lucas-Kanade with a forward-backward check; ``cotracker``
 CoTracker3 from a local checkout of its repository plus checkpoint (``tracking.cotracker_path``).
@@ -96,6 +97,7 @@ def lk_track(
     import cv2
 
     height, width = grays[0].shape
+    edge = 0.05 * max(width, height)  # about one step of an edge point's motion in a fast zoom
     pts = seed_points(grays[0], boxes[0], n)
     alive = np.ones(len(pts), dtype=bool)
     left = np.zeros(len(pts), dtype=bool)
@@ -111,9 +113,12 @@ def lk_track(
         fb = np.linalg.norm((pb - p0).reshape(-1, 2), axis=1)
         ok = (st1.reshape(-1) == 1) & (st2.reshape(-1) == 1) & (fb < fb_px)
         new = p1.reshape(-1, 2)
-        # A point whose tracking window reaches past the edge, or that lands outside the frame, is
-        # leaving the picture: it stops being followed and does not count against the clip.
-        leaving = ~in_frame(new, width, height, _WIN / 2) | (~ok & ~in_frame(pts, width, height, _WIN))
+        # A point that is tracked out of the frame, or that was near the edge and is now lost or
+        # outside, is leaving the picture: it stops being followed and counts neither way. A point
+        # lost in mid-frame (a cut, an occlusion) is a failure even if LK throws it off the frame.
+        out_now = ~in_frame(new, width, height, _WIN / 2)
+        near_edge = ~in_frame(pts, width, height, max(_WIN, edge))
+        leaving = (ok & out_now) | (near_edge & (~ok | out_now))
         left |= alive & leaving
         alive &= ~left & ok & inside(new, grow(box, margin))
         pts = new
