@@ -65,10 +65,18 @@ def zoom_ratios() -> dict:
     out = {}
     for zoom in (0.625, 1.0, 1.3, 1.6, 2.0):
         frames = astronaut_camera_frames(16, 640, 360, zoom=zoom, span=220)
-        boxes = [st.detect(f)[0]["person"] for f in frames]
+        found = [st.detect(f) for f in frames]
+        boxes = [people[0]["person"] if people else None for people in found]
+        # as the tracking stage does: frames without a detection take the nearest detected box
+        have = [i for i, b in enumerate(boxes) if b is not None]
+        boxes = [boxes[min(have, key=lambda j: abs(j - i))] for i in range(len(boxes))]
         grays = [cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in frames]
         ratio, left = lk_track(grays, boxes, 64, 1.5, 0.15)
-        out[str(zoom)] = {"track_ratio": round(ratio, 3), "left_frame": round(left, 3)}
+        out[str(zoom)] = {
+            "track_ratio": round(ratio, 3),
+            "left_frame": round(left, 3),
+            "frames_with_person": f"{len(have)}/{len(frames)}",
+        }
     return out
 
 

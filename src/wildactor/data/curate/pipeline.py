@@ -54,7 +54,7 @@ def discover_inputs(
             is_video_name = os.path.splitext(name)[1].lower() in exts
             if leaves(full):
                 dirs.remove(name)
-                found.append((full, "outside_root", f"a link to {os.fsdecode(os.path.realpath(full))}"))
+                found.append((full, "outside_root", f"a link to {display_path(os.fsdecode(os.path.realpath(full)))}"))
                 continue
             real = os.path.realpath(full)
             if real in seen_dirs:  # a link back to a folder already walked (or a loop)
@@ -68,7 +68,7 @@ def discover_inputs(
                 continue
             full = os.path.join(dirpath, name)
             if leaves(full):
-                found.append((full, "outside_root", f"a link to {os.fsdecode(os.path.realpath(full))}"))
+                found.append((full, "outside_root", f"a link to {display_path(os.fsdecode(os.path.realpath(full)))}"))
             elif name.startswith(b"."):
                 found.append((full, "hidden_file", "hidden (name starts with a dot): not read"))
             else:
@@ -145,7 +145,7 @@ def finalize(out_dir: str | Path, expected: list[str] | None = None) -> dict:
                     "clip_id": it["clip_id"],
                     "stage": r["stage"],
                     "reason": r["reason"],
-                    "detail": r.get("detail", ""),
+                    "detail": display_path(r.get("detail", "")),
                 }
             )
         else:
@@ -158,7 +158,7 @@ def finalize(out_dir: str | Path, expected: list[str] | None = None) -> dict:
                     "clip_id": it["clip_id"],
                     "stage": d["stage"],
                     "reason": d["reason"],
-                    "detail": d.get("detail", ""),
+                    "detail": display_path(d.get("detail", "")),
                 }
             )
     saved = state.saved_config() or {}
