@@ -54,7 +54,9 @@ def discover_inputs(
             is_video_name = os.path.splitext(name)[1].lower() in exts
             if leaves(full):
                 dirs.remove(name)
-                found.append((full, "outside_root", f"a link to {display_path(os.fsdecode(os.path.realpath(full)))}"))
+                found.append(
+                    (full, "outside_root", f"a link to {display_path(os.fsdecode(os.path.realpath(full)))}")
+                )
                 continue
             real = os.path.realpath(full)
             if real in seen_dirs:  # a link back to a folder already walked (or a loop)
@@ -68,7 +70,9 @@ def discover_inputs(
                 continue
             full = os.path.join(dirpath, name)
             if leaves(full):
-                found.append((full, "outside_root", f"a link to {display_path(os.fsdecode(os.path.realpath(full)))}"))
+                found.append(
+                    (full, "outside_root", f"a link to {display_path(os.fsdecode(os.path.realpath(full)))}")
+                )
             elif name.startswith(b"."):
                 found.append((full, "hidden_file", "hidden (name starts with a dot): not read"))
             else:
