@@ -123,7 +123,7 @@ class TrackConfig:
     num_points: int = 64
     fb_error_px: float = 1.5
     box_margin: float = 0.15
-    cotracker_path: str = ""
+    cotracker_path: str = ""  # a co-tracker checkout; its hubconf.py is executed (torch.hub.load): trust it
 
     def __post_init__(self) -> None:
         _check(self.backend in TRACK_BACKENDS, f"tracking.backend must be one of {TRACK_BACKENDS}")

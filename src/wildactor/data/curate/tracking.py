@@ -8,7 +8,9 @@ way. A ratio below `min_ratio` (0.60) means the subject does not persist (cut, o
 person taking over) and the clip is rejected.
 
 Back-ends: ``lk`` (default) OpenCV pyramidal Lucas-Kanade with a forward-backward check; ``cotracker``
-CoTracker3 from a local checkout of its repository plus checkpoint (``tracking.cotracker_path``).
+CoTracker3 from a local checkout of its repository plus checkpoint (``tracking.cotracker_path``). That
+folder's ``hubconf.py`` is run as Python code by ``torch.hub.load(..., source="local")``: point it only at
+a checkout you trust.
 """
 
 from __future__ import annotations
