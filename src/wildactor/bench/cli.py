@@ -37,6 +37,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     run.add_argument("--probes", metavar="DIR", help="ActorWorld probe folder (default: shipped probes)")
     run.add_argument("--device", default="cpu", help="device for CLIP / VLM back-ends")
     run.add_argument("--no-progress", action="store_true")
+    run.add_argument(
+        "--allow-outside-root",
+        action="store_true",
+        help="accept suite reference paths and --videos files (links) that lead out of their folder",
+    )
     _add_opens2v_run_arguments(run)
 
     rep = sub.add_parser("report", help="Table 2 / Table 3 layout report of one or more runs")
@@ -60,6 +65,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     val = sub.add_parser("validate", help="check a suite file and print its size")
     val.add_argument("suite")
     val.add_argument("--list", action="store_true", help="print every item's expected video file name")
+    val.add_argument(
+        "--allow-outside-root",
+        action="store_true",
+        help="accept reference paths that lead out of the suite's folder",
+    )
 
     imp = sub.add_parser("import-opens2v", help="an Actor-Bench suite from an OpenS2V-Eval JSON file")
     imp.add_argument("eval_json", metavar="EVAL_JSON", help="e.g. Human-Domain_Eval.json")
@@ -161,7 +171,7 @@ def _run(args: argparse.Namespace) -> int:
     from wildactor.bench.spec import load_suite
     from wildactor.errors import WildActorError
 
-    suite = load_suite(args.suite)
+    suite = load_suite(args.suite, allow_outside_root=args.allow_outside_root)
     if args.videos is not None:
         source, default_name = "videos", Path(args.videos).name
     elif args.model is not None:
@@ -185,6 +195,7 @@ def _run(args: argparse.Namespace) -> int:
             num_frames=args.frames,
             size=args.size,
             steps=args.steps,
+            allow_outside_root=args.allow_outside_root,
         )
         metrics = MetricConfig(
             face=args.face,
@@ -244,7 +255,7 @@ def main(args: argparse.Namespace) -> int:
     if cmd == "validate":
         from wildactor.bench.spec import load_suite
 
-        suite = load_suite(args.suite)
+        suite = load_suite(args.suite, allow_outside_root=args.allow_outside_root)
         items = suite.items()
         by_axis = {a: sum(it.axis == a for it in items) for a in ("narrative", "contextual")}
         print(

@@ -29,6 +29,7 @@ from wildactor.bench.metrics.base import MetricResult, RefImage, sample_indices
 from wildactor.bench.opens2v_scorer import OpenS2VConfig
 from wildactor.bench.spec import BenchItem, Suite
 from wildactor.errors import WildActorError
+from wildactor.paths import outside_root
 
 SOURCES = ("videos", "model", "baseline")
 
@@ -66,6 +67,7 @@ class RunConfig:
     num_frames: int | None = None
     size: int | None = None
     steps: int | None = None
+    allow_outside_root: bool = False  # videos_dir entries may be links out of videos_dir
 
     def __post_init__(self) -> None:
         if not self.method.strip():
@@ -421,6 +423,18 @@ def run_bench(
                     continue
         for it, path in zip(group_items, paths):
             bar.update(1)
+            why = None
+            if cfg.source == "videos" and not cfg.allow_outside_root:
+                why = outside_root(cfg.videos_dir, path.name)
+            if why is not None:
+                rejects.append(
+                    {
+                        "item_id": it.item_id,
+                        "stage": "video",
+                        "reason": f"{why} (--allow-outside-root allows it)",
+                    }
+                )
+                continue
             if not path.is_file():
                 rejects.append(
                     {"item_id": it.item_id, "stage": "video", "reason": f"video not found: {path}"}

@@ -16,7 +16,8 @@ A suite is one YAML (or JSON) file::
           - "Alice jogs through a snowy forest, seen from the side."
           - {text: "Alice turns around in a night market.", scene: night, motion: turn_around}
 
-Reference paths are relative to the suite file. An ActorWorld suite names an `actor` per subject and gives
+Reference paths are relative to the suite file and must stay in its folder (no absolute paths, no `..` or
+links out of it) unless the suite is loaded with `allow_outside_root`. An ActorWorld suite names an `actor` per subject and gives
 references as render requests (`{actorworld: three_view}`, `{actorworld: view_aug, region: body, view: left}`,
 `{actorworld: self_crop, region: face, scene: forest, yaw: 20, seed: 3}`), which the runner renders once.
 Prompts may carry labels (scene, motion, view, clip) that exact metrics compare against; a contextual prompt's
@@ -35,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from wildactor.errors import WildActorError
+from wildactor.paths import outside_root
 
 SETTINGS: tuple[str, ...] = ("three_view", "arbitrary", "in_the_wild")
 AXES: tuple[str, ...] = ("narrative", "contextual")
@@ -313,8 +315,9 @@ def _check_prompt_ids(subjects: list[Subject], w: _Where) -> None:
             seen.setdefault(iid, where)
 
 
-def suite_from_dict(data: Any, root: Path, source: str = "suite") -> Suite:
-    """Build and validate a suite; every problem is listed in one WildActorError."""
+def suite_from_dict(data: Any, root: Path, source: str = "suite", allow_outside_root: bool = False) -> Suite:
+    """Build and validate a suite; every problem is listed in one WildActorError. Reference files must
+    lie inside `root` unless `allow_outside_root`."""
     w = _Where(source)
     if not isinstance(data, dict):
         raise WildActorError(f"{source}: a suite must be a mapping with 'name' and 'subjects'")
@@ -336,7 +339,13 @@ def suite_from_dict(data: Any, root: Path, source: str = "suite") -> Suite:
         for i, s in enumerate(subjects):
             for setting, refs in s.references.items():
                 for j, r in enumerate(refs):
-                    if r.path is not None and not (root / r.path).is_file():
+                    why = None if r.path is None or allow_outside_root else outside_root(root, r.path)
+                    if why is not None:
+                        w.err(
+                            f"subjects[{i}].references.{setting}[{j}].path",
+                            f"{why}: outside the suite's folder (--allow-outside-root allows it)",
+                        )
+                    elif r.path is not None and not (root / r.path).is_file():
                         w.err(
                             f"subjects[{i}].references.{setting}[{j}].path",
                             f"file not found: {root / r.path}",
@@ -375,8 +384,9 @@ def resolve_suite_path(name_or_path: str | os.PathLike[str]) -> Path:
     raise WildActorError(f"suite not found: {name_or_path} (a file, or one of: {', '.join(shipped)})")
 
 
-def load_suite(name_or_path: str | os.PathLike[str]) -> Suite:
-    """Load and validate a suite by shipped name or path."""
+def load_suite(name_or_path: str | os.PathLike[str], allow_outside_root: bool = False) -> Suite:
+    """Load and validate a suite by shipped name or path (reference files inside its folder unless
+    `allow_outside_root`)."""
     path = resolve_suite_path(name_or_path)
     text = path.read_text(encoding="utf-8")
     try:
@@ -390,4 +400,4 @@ def load_suite(name_or_path: str | os.PathLike[str]) -> Suite:
         raise WildActorError(f"{path}: not valid JSON: {exc}") from exc
     except Exception as exc:  # yaml.YAMLError; yaml is imported lazily
         raise WildActorError(f"{path}: not valid YAML: {str(exc).splitlines()[0]}") from exc
-    return suite_from_dict(data, path.parent, source=str(path))
+    return suite_from_dict(data, path.parent, source=str(path), allow_outside_root=allow_outside_root)

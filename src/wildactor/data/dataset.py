@@ -96,6 +96,80 @@ def read_clip(path: Path, num_frames: int, frame_stride: int, rng: np.random.Gen
     return np.stack(out)
 
 
+def video_problem(path: Path) -> str | None:
+    """Why a clip cannot be read for training, or None: it must open, hold a video stream whose
+    packets all demux, and decode a first frame. (Decoding every frame of every clip before step 1
+    would cost as much as an epoch; this catches missing, truncated, corrupt and non-video files.)"""
+    import av
+
+    if not path.is_file():
+        return f"video not found: {path}"
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                return f"no video stream in {path}"
+            stream = container.streams.video[0]
+            first = next(container.decode(stream), None)
+            if first is None:
+                return f"no decodable video frame in {path}"
+            container.seek(0)
+            for _ in container.demux(stream):
+                pass
+    except Exception as exc:  # PyAV raises many error types for broken files
+        return f"cannot decode video {path}: {' '.join(str(exc).split())}"
+    return None
+
+
+def check_training_records(
+    records: Sequence[ManifestRecord],
+    root: str | os.PathLike[str],
+    allow_outside_root: bool = False,
+    skip_bad: bool = False,
+    log=print,
+) -> list[ManifestRecord]:
+    """Open every record's clip and reference images before training starts.
+
+    Every bad record (a file outside ``root``, missing, unreadable or undecodable) is listed in one
+    ``WildActorError``; with ``skip_bad`` the bad records are left out instead, their count and
+    reasons printed through ``log``. Returns the records to train on.
+    """
+    from wildactor.data.schema import validate_record
+    from wildactor.media import load_image
+
+    bad: list[str] = []
+    keep: list[ManifestRecord] = []
+    for i, record in enumerate(records):
+        # files inside `root` and present (the manifest check), then readable
+        problems = [str(p) for p in validate_record(record, i, root, allow_outside_root)]
+        if not problems:
+            why = video_problem(resolve_path(root, record.video))
+            problems += [] if why is None else [f"record {i}: video: {why}"]
+        if not problems:
+            for j, ref in enumerate(record.refs):
+                try:
+                    load_image(resolve_path(root, ref.path))
+                except WildActorError as exc:
+                    problems.append(f"record {i}: refs[{j}].path: {exc}")
+                    break
+        if problems:
+            bad.append("; ".join(problems))
+        else:
+            keep.append(record)
+    if bad and not skip_bad:
+        shown = "; ".join(bad[:20]) + (f"; (+{len(bad) - 20} more)" if len(bad) > 20 else "")
+        raise WildActorError(
+            f"{len(bad)} of {len(records)} manifest records cannot be used "
+            f"(set data.skip_bad_records: true to train on the rest): {shown}"
+        )
+    if bad:
+        log(f"skipping {len(bad)} of {len(records)} manifest records that cannot be used:")
+        for line in bad:
+            log(f"  {line}")
+    if not keep:
+        raise WildActorError(f"none of the {len(records)} manifest records can be used")
+    return keep
+
+
 def resize_center_crop(frames: torch.Tensor, height: int, width: int) -> torch.Tensor:
     """(T, 3, H0, W0) float -> (T, 3, height, width): scale to cover, then crop the centre."""
     h0, w0 = frames.shape[-2:]

@@ -8,7 +8,8 @@ One record per training clip::
              angle, visibility, source_frame,
              metadata: {source: self_crop|view_aug|attr_aug|canonical}}]}
 
-Paths are relative to the folder holding the manifest (absolute paths are kept as they are).
+Paths are relative to the folder holding the manifest and must stay inside it (checked with the files,
+symbolic links followed; ``allow_outside_root=True`` lets absolute and ``..`` paths through).
 Angles are yaw in degrees, 0 = facing the camera, 180 = back to the camera; any finite value in
 [-360, 360] is accepted and wraps at 360. Fields outside the schema (e.g. ``split``) are kept in
 ``extra`` and written back unchanged.
@@ -29,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from wildactor.errors import WildActorError
+from wildactor.paths import outside_root
 
 REGIONS: tuple[str, ...] = ("face", "body", "three_view")
 VIEWS: tuple[str, ...] = ("front", "left", "right", "side", "back", "up", "down", "canonical")
@@ -174,6 +176,22 @@ def resolve_path(root: str | os.PathLike[str] | None, path: str) -> Path:
     return Path(root) / p
 
 
+OUTSIDE_HINT = "set allow_outside_root (train: data.allow_outside_root) if that is meant"
+
+
+def _file_problem(root: str | os.PathLike[str] | None, path: str, allow_outside_root: bool) -> str | None:
+    """Why a record's file is unusable (outside the manifest's folder, or missing), or None."""
+    if root is None:
+        return None
+    if not allow_outside_root:
+        why = outside_root(root, path)
+        if why is not None:
+            return f"{why}: outside the manifest's folder; {OUTSIDE_HINT}"
+    if not resolve_path(root, path).is_file():
+        return f"file not found: {resolve_path(root, path)}"
+    return None
+
+
 def _is_number(x: Any) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool)
 
@@ -182,7 +200,9 @@ def _is_int(x: Any) -> bool:
     return isinstance(x, int) and not isinstance(x, bool)
 
 
-def _check_ref(ref: Any, index: int, j: int, root: str | os.PathLike[str] | None) -> list[ValidationProblem]:
+def _check_ref(
+    ref: Any, index: int, j: int, root: str | os.PathLike[str] | None, allow_outside_root: bool = False
+) -> list[ValidationProblem]:
     where = f"refs[{j}]"
     if isinstance(ref, dict):
         ref = ReferenceRecord.from_dict(ref)
@@ -195,8 +215,8 @@ def _check_ref(ref: Any, index: int, j: int, root: str | os.PathLike[str] | None
 
     if not isinstance(ref.path, str) or not ref.path:
         bad("path", "missing or empty")
-    elif root is not None and not resolve_path(root, ref.path).is_file():
-        bad("path", f"file not found: {resolve_path(root, ref.path)}")
+    elif (why := _file_problem(root, ref.path, allow_outside_root)) is not None:
+        bad("path", why)
     if ref.region not in REGIONS:
         bad("region", f"unknown region {ref.region!r} (expected one of {', '.join(REGIONS)})")
     if ref.view is not None and ref.view not in VIEWS:
@@ -218,9 +238,13 @@ def _check_ref(ref: Any, index: int, j: int, root: str | os.PathLike[str] | None
 
 
 def validate_record(
-    record: ManifestRecord | dict[str, Any], index: int, root: str | os.PathLike[str] | None = None
+    record: ManifestRecord | dict[str, Any],
+    index: int,
+    root: str | os.PathLike[str] | None = None,
+    allow_outside_root: bool = False,
 ) -> list[ValidationProblem]:
-    """Every problem of one record. With ``root`` (the manifest's folder) files must exist too."""
+    """Every problem of one record. With ``root`` (the manifest's folder) files must exist and lie
+    inside ``root`` (unless ``allow_outside_root``)."""
     if isinstance(record, dict):
         missing = [k for k in _RECORD_KEYS if k not in record]
         record = ManifestRecord.from_dict(record)
@@ -237,8 +261,8 @@ def validate_record(
 
     if not isinstance(record.video, str) or not record.video:
         bad("video", "missing or empty")
-    elif root is not None and not resolve_path(root, record.video).is_file():
-        bad("video", f"file not found: {resolve_path(root, record.video)}")
+    elif (why := _file_problem(root, record.video, allow_outside_root)) is not None:
+        bad("video", why)
     if not isinstance(record.prompt, str) or not record.prompt.strip():
         bad("prompt", "must be a non-empty string")
     if (
@@ -265,17 +289,20 @@ def validate_record(
         bad("refs", "empty: every clip needs at least one reference image")
     else:
         for j, ref in enumerate(record.refs):
-            problems.extend(_check_ref(ref, index, j, root))
+            problems.extend(_check_ref(ref, index, j, root, allow_outside_root))
     return problems
 
 
 def validate_records(
-    records: Sequence[ManifestRecord | dict[str, Any]], root: str | os.PathLike[str] | None = None
+    records: Sequence[ManifestRecord | dict[str, Any]],
+    root: str | os.PathLike[str] | None = None,
+    allow_outside_root: bool = False,
 ) -> list[ValidationProblem]:
-    """Every problem of every record, in order. With ``root`` the video and reference files must exist."""
+    """Every problem of every record, in order. With ``root`` the video and reference files must exist
+    and lie inside ``root`` (unless ``allow_outside_root``)."""
     problems: list[ValidationProblem] = []
     for i, record in enumerate(records):
-        problems.extend(validate_record(record, i, root))
+        problems.extend(validate_record(record, i, root, allow_outside_root))
     return problems
 
 
@@ -366,13 +393,17 @@ def write_manifest(records: Iterable[ManifestRecord | dict[str, Any]], path: str
     return path
 
 
-def load_manifest(path: str | os.PathLike[str], check_files: bool = True) -> list[ManifestRecord]:
-    """Read and validate a manifest; raise ``WildActorError`` naming record and field of the problems."""
+def load_manifest(
+    path: str | os.PathLike[str], check_files: bool = True, allow_outside_root: bool = False
+) -> list[ManifestRecord]:
+    """Read and validate a manifest; raise ``WildActorError`` naming record and field of the problems.
+    With ``check_files`` every file must exist inside the manifest's folder (or anywhere, with
+    ``allow_outside_root``)."""
     records = read_manifest(path)
     if not records:
         raise WildActorError(f"manifest {path} holds no records")
     root = Path(path).parent if check_files else None
-    problems = validate_records(records, root=root)
+    problems = validate_records(records, root=root, allow_outside_root=allow_outside_root)
     if problems:
         raise WildActorError(f"bad manifest {path}: {format_problems(problems)}")
     return records

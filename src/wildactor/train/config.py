@@ -60,6 +60,8 @@ class DataConfig:
     batch_size: int = 1
     num_workers: int = 0
     check_files: bool = True
+    skip_bad_records: bool = False  # True: train on the readable records, list the others (else: stop)
+    allow_outside_root: bool = False  # True: record paths may lead outside the manifest's folder
     cache_shard_size: int = 32
 
     def __post_init__(self) -> None:

@@ -20,7 +20,18 @@ def load_records(cfg: TrainConfig, output_dir: Path, check_files: bool = True) -
             write_toy_dataset(manifest.parent, num_clips=cfg.data.toy_clips, seed=cfg.seed)
     else:
         manifest = Path(cfg.data.manifest)
-    return manifest, load_manifest(manifest, check_files=check_files and cfg.data.check_files)
+    records = load_manifest(manifest, check_files=False)
+    if cfg.data.check_files:  # every rank checks, so skipped records are the same everywhere
+        from wildactor.data.dataset import check_training_records
+
+        records = check_training_records(
+            records,
+            manifest.parent,
+            cfg.data.allow_outside_root,
+            cfg.data.skip_bad_records,
+            log=print if check_files else lambda _line: None,
+        )
+    return manifest, records
 
 
 def check_sampler_coverage(cfg: TrainConfig, records: list) -> None:

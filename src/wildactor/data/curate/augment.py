@@ -18,13 +18,14 @@ asked to produce it; the identity check then decides whether it is kept.
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from wildactor.data.curate.images import read_png, write_png
-from wildactor.data.curate.stage import Item, Stage
+from wildactor.data.curate.stage import Item, Stage, drop_reference
 from wildactor.errors import WildActorError
 
 # yaw label (schema convention) of the six View-Aug angles; "down" = top-down (the camera looks down
@@ -199,15 +200,38 @@ class DiffusersEditor(Editor):
 
 
 def pick_attributes(clip_id: str, lists: dict, k: int) -> list[tuple[str, str]]:
-    """k (attribute, value) pairs, a deterministic function of the clip id."""
+    """k distinct (attribute, value) pairs (fewer if the lists hold fewer), a deterministic function of
+    the clip id. Two pairs may share an attribute kind (two lightings, say)."""
     kinds = sorted(lists)
-    out = []
-    for j in range(k):
+    pairs = [(kind, str(v)) for kind in kinds for v in lists[kind]]
+    out: list[tuple[str, str]] = []
+    j = 0
+    while len(out) < min(k, len(pairs)):
         h = int(hashlib.sha1(f"{clip_id}/{j}".encode()).hexdigest(), 16)
         kind = kinds[h % len(kinds)]
         values = list(lists[kind])
-        out.append((kind, str(values[(h // len(kinds)) % len(values)])))
+        pair = (kind, str(values[(h // len(kinds)) % len(values)]))
+        if pair in out:  # a repeat draw: take the next unused pair in list order
+            pair = next(p for p in pairs[pairs.index(pair) :] + pairs if p not in out)
+        out.append(pair)
+        j += 1
     return out
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_") or "x"
+
+
+def reference_name(source: str, request: EditRequest) -> str:
+    """File stem of an augmented reference, one per distinct edit: ``view_aug_face_left``,
+    ``attr_aug_body_lighting_sunset_light``, ``canonical_body_sheet``."""
+    if request.kind == "view":
+        tag = request.value
+    elif request.kind == "attribute":
+        tag = f"{request.attribute}_{request.value}"
+    else:
+        tag = "sheet"
+    return f"{source}_{request.region}_{_slug(tag)}"
 
 
 class AugmentStage(Stage):
@@ -261,19 +285,19 @@ class AugmentStage(Stage):
             if cfg.three_view:
                 jobs.append((EditRequest("three_view", "body"), "canonical", sources["body"]))
         new_refs = []
+        used: set[str] = set()
         for req, source, src in jobs:
-            tag = req.value if req.kind == "view" else (req.attribute if req.kind == "attribute" else "sheet")
-            rel = f"refs/{item['clip_id']}/{source}_{req.region}_{tag}.png".replace(" ", "_")
+            stem = reference_name(source, req)
+            k = 1
+            while stem + ("" if k == 1 else f"_{k}") in used:  # two values that slug alike keep two files
+                k += 1
+            stem += "" if k == 1 else f"_{k}"
+            used.add(stem)
+            rel = f"refs/{item['clip_id']}/{stem}.png"
             out = self.editor.edit(read_png(f"{self.out_dir}/{src['path']}"), req, item)
             if out is None:
-                item["dropped_refs"].append(
-                    {
-                        "path": rel,
-                        "stage": self.name,
-                        "reason": "editor_unsupported",
-                        "detail": f"{self.editor.name} cannot do {req.kind} {req.attribute} {req.value}".strip(),
-                    }
-                )
+                detail = f"{self.editor.name} cannot do {req.kind} {req.attribute} {req.value}"
+                drop_reference(item, rel, self.name, "editor_unsupported", " ".join(detail.split()))
                 continue
             write_png(out, f"{self.out_dir}/{rel}")
             if req.kind == "view":

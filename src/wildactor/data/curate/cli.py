@@ -31,6 +31,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     b.add_argument("--address", help="Ray cluster address (e.g. auto); default: a local Ray instance")
     b.add_argument("--limit", type=int, help="only the first N inputs (sorted by path)")
     b.add_argument("--no-progress", action="store_true")
+    b.add_argument(
+        "--allow-outside-root",
+        action="store_true",
+        help="follow symbolic links that lead out of the input folder (default: list them as rejects)",
+    )
     s = sub.add_parser("stats", help="print the Table 1 statistics and the run summary of a build")
     s.add_argument("out", help="output folder of a build")
     s.add_argument("--json", action="store_true", help="print JSON instead of Markdown")
@@ -43,6 +48,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "calibrate", help="measure the dlib face-similarity threshold on faces that ship in packages"
     )
     c.add_argument("--json", action="store_true")
+
+
+def printable(text: str | None) -> str:
+    """One field of a tab-separated line: tabs, newlines and other control characters in a file name
+    or a message shown escaped (\\t, \\n, \\x1b), so every row stays one line of fixed columns."""
+    out = []
+    for ch in text or "":
+        if ch.isprintable():
+            out.append(ch)
+        else:
+            out.append(ch.encode("unicode_escape").decode("ascii"))
+    return "".join(out)
 
 
 def _overrides(pairs: list[str]) -> dict:
@@ -75,6 +92,7 @@ def main(args: argparse.Namespace) -> int:
             address=args.address,
             limit=args.limit,
             progress=not args.no_progress,
+            allow_outside_root=args.allow_outside_root,
         )
         print(json.dumps(summary, indent=2))
         print(f"manifest: {Path(args.out) / 'manifest.jsonl'}")
@@ -101,7 +119,8 @@ def main(args: argparse.Namespace) -> int:
             if want:
                 rows = [r for r in rows if r[key] == want]
         for r in rows:
-            print(f"{r['kind']}\t{r['stage']}\t{r['reason']}\t{r['path']}\t{r['detail']}")
+            fields = (r["kind"], r["stage"], r["reason"], r["path"], r["detail"])
+            print("\t".join(printable(f) for f in fields))
         print(f"{len(rows)} row(s)")
         return 0
     if cmd == "calibrate":

@@ -69,6 +69,8 @@ class DetectConfig:
     min_person_share: float = 0.5  # a person in at least this share of sampled frames
     max_multi_share: float = 0.2  # two or more people in more than this share = multi-person
     upscale_to: int = 0  # frames smaller than this (short side) are upscaled before detection
+    work_size: int = 480  # frames larger than this (short side) are downscaled to it (0 = never)
+    min_other_share: float = 0.1  # a second person counts if its box has this share of the largest's area
     face_threshold: float = 0.3  # dlib HOG face detector score
     hog_threshold: float = 0.5  # OpenCV HOG people detector SVM score
     yolo_path: str = ""
@@ -83,6 +85,8 @@ class DetectConfig:
         _check(0 < self.min_person_share <= 1, "detect.min_person_share must be in (0, 1]")
         _check(0 <= self.max_multi_share < 1, "detect.max_multi_share must be in [0, 1)")
         _check(self.upscale_to >= 0, "detect.upscale_to must be >= 0")
+        _check(self.work_size == 0 or self.work_size >= 128, "detect.work_size must be 0 or >= 128")
+        _check(0 <= self.min_other_share <= 1, "detect.min_other_share must be in [0, 1]")
         _check(0 < self.min_person_area < 1, "detect.min_person_area must be in (0, 1)")
 
 
@@ -119,7 +123,7 @@ class TrackConfig:
     num_points: int = 64
     fb_error_px: float = 1.5
     box_margin: float = 0.15
-    cotracker_path: str = ""
+    cotracker_path: str = ""  # a co-tracker checkout; its hubconf.py is executed (torch.hub.load): trust it
 
     def __post_init__(self) -> None:
         _check(self.backend in TRACK_BACKENDS, f"tracking.backend must be one of {TRACK_BACKENDS}")
@@ -139,10 +143,12 @@ class ViewpointConfig:
     world_probe_path: str = ""  # "" = the probe weights shipped with wildactor.world
     side_yaw: float = 45.0  # |yaw| above this from landmarks = side
     smooth: int = 1  # circular mean over this many neighbouring samples on each side (0 = off)
+    hysteresis: float = 10.0  # degrees: near a F/S/B boundary a sample keeps the previous sample's bin
 
     def __post_init__(self) -> None:
         _check(self.backend in VIEW_BACKENDS, f"viewpoint.backend must be one of {VIEW_BACKENDS}")
         _check(0 <= self.smooth <= 8, "viewpoint.smooth must be in [0, 8]")
+        _check(0 <= self.hysteresis < 45, "viewpoint.hysteresis must be in [0, 45)")
         _check(0 < self.side_yaw < 90, "viewpoint.side_yaw must be in (0, 90)")
 
 

@@ -2,7 +2,9 @@
 
 Face crops are 1.35x the face box, body crops 1.10x the person box. Visibility is the share of the
 grown crop box that lies inside the frame (a person cut by the frame edge scores low); crops under
-0.45 are not used. Among the candidates (the detection samples, labelled by the viewpoint stage)
+0.45 are not used. Body boxes the detector estimated from a face (no body found) are used only when
+no frame has a detected body, and are marked ``box_source: estimated_from_face`` in the manifest; the
+part of a crop box outside the frame is filled flat white. Among the candidates (the detection samples, labelled by the viewpoint stage)
 crops are picked greedily to spread over viewpoints: each next pick is the candidate whose yaw is
 farthest from every yaw already picked (ties: higher visibility, larger box).
 """
@@ -56,6 +58,7 @@ class CropStage(Stage):
             box = s["face"] if region == "face" else s["person"]
             if box is None or min(box[2] - box[0], box[3] - box[1]) < min_px:
                 continue
+            estimated = region == "body" and bool(s.get("person_estimated"))
             grown = scaled_box(box, scale)
             vis = inside_share(grown, w, h)
             if vis < cfg.min_visibility:
@@ -69,9 +72,11 @@ class CropStage(Stage):
                     "time": s["time"],
                     "angle": s.get("angle"),
                     "view": s.get("view"),
+                    "estimated": estimated,
                 }
             )
-        return out
+        detected = [c for c in out if not c["estimated"]]
+        return detected or out  # a detected body beats one estimated from the face
 
     def _one(self, item: Item) -> Item:
         cfg = self.config.crops
@@ -102,7 +107,11 @@ class CropStage(Stage):
                         "angle": c["angle"],
                         "visibility": c["visibility"],
                         "source_frame": int(c["frame"]),
-                        "metadata": {"source": "self_crop", "box": [round(v, 2) for v in c["box"]]},
+                        "metadata": {
+                            "source": "self_crop",
+                            "box": [round(v, 2) for v in c["box"]],
+                            "box_source": "estimated_from_face" if c["estimated"] else "detected",
+                        },
                     }
                 )
         item["refs"] = refs

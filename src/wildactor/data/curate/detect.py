@@ -4,7 +4,8 @@ Back-ends (``detect.backend``):
 
 - ``hog`` (default, no weights to download): OpenCV's built-in HOG people detector for bodies plus
   dlib's HOG frontal-face detector. A face outside every body box stands for a person too (HOG people
-  needs a full standing body; close-ups only show a face), with a body box extrapolated from the face.
+  needs a full standing body; close-ups only show a face), with a body box estimated from the face
+  and marked so (``person_estimated``); crops prefer frames with a detected body.
 - ``silhouette``: foreground pixels that differ from a backdrop model built from the frame's left and
   right borders, row by row; each tall connected blob that reaches below 40% of the frame height is a
   standing person and the top of its box the head.
@@ -209,15 +210,26 @@ def check_yolo_path(path: str) -> None:
 
 
 def merge_people(bodies: list[Box], faces: list[Box], width: int, height: int) -> list[dict]:
-    """People in a frame: each body with the face inside it, plus faces outside every body."""
-    people = [{"person": b, "face": None} for b in bodies]
+    """People in a frame: each detected body with the face inside it, plus faces outside every body,
+    whose body box is estimated from the face (``estimated: True``)."""
+    people = [{"person": b, "face": None, "estimated": False} for b in bodies]
     for f in faces:
         owner = next((p for p in people if p["face"] is None and contains(p["person"], f, 0.0)), None)
         if owner is not None:
             owner["face"] = f
         elif not any(contains(p["person"], f, 0.0) for p in people):
-            people.append({"person": body_from_face(f, width, height), "face": f})
+            people.append({"person": body_from_face(f, width, height), "face": f, "estimated": True})
     return people
+
+
+def drop_small_others(people: list[dict], min_share: float) -> list[dict]:
+    """The largest person, and the others whose box covers at least `min_share` of its area. A person
+    far smaller than the subject is a distant passer-by or, far more often, a detector firing on
+    texture; it does not make a clip multi-person."""
+    if not people:
+        return people
+    main = max(box_area(p["person"]) for p in people)
+    return [p for p in people if box_area(p["person"]) >= min_share * main]
 
 
 class DetectStage(Stage):
@@ -239,19 +251,26 @@ class DetectStage(Stage):
             self.backend = YoloBackend(cfg.yolo_path, cfg.yolo_score, cfg.face_threshold)
 
     def detect(self, rgb: np.ndarray) -> list[dict]:
-        """People in one frame, boxes in the frame's own pixels (rescaled for detection if needed)."""
+        """People in one frame, boxes in the frame's own pixels. Detection runs at a working
+        resolution (short side `work_size`, or `upscale_to` for small frames), so a 4K frame is seen
+        as a 480p one: HOG's fixed 64x128 window would otherwise fire on fine texture."""
         import cv2
 
+        cfg = self.config.detect
         h, w = rgb.shape[:2]
-        up = self.config.detect.upscale_to
-        scale = up / min(h, w) if up and min(h, w) < up else 1.0
-        img = (
-            cv2.resize(rgb, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_CUBIC)
-            if scale != 1
-            else rgb
-        )
+        scale = 1.0
+        if cfg.upscale_to and min(h, w) < cfg.upscale_to:
+            scale = cfg.upscale_to / min(h, w)
+        elif cfg.work_size and min(h, w) > cfg.work_size:
+            scale = cfg.work_size / min(h, w)
+        img = rgb
+        if scale != 1:
+            size = (max(1, round(w * scale)), max(1, round(h * scale)))
+            img = cv2.resize(rgb, size, interpolation=cv2.INTER_CUBIC if scale > 1 else cv2.INTER_AREA)
         bodies, faces = self.backend(img)
-        people = merge_people(bodies, faces, img.shape[1], img.shape[0])
+        people = drop_small_others(
+            merge_people(bodies, faces, img.shape[1], img.shape[0]), cfg.min_other_share
+        )
         for p in people:
             p["person"] = [round(v / scale, 2) for v in p["person"]]
             p["face"] = [round(v / scale, 2) for v in p["face"]] if p["face"] else None
@@ -278,6 +297,7 @@ class DetectStage(Stage):
                     "frame": fr.index,
                     "count": len(people),
                     "person": people[0]["person"] if people else None,
+                    "person_estimated": bool(people[0]["estimated"]) if people else False,
                     "face": people[0]["face"] if people else None,
                     "others": [p["person"] for p in people[1:]],
                 }

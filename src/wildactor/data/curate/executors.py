@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import multiprocessing as mp
 
+from wildactor.data.curate.chain import STAGE_NAMES, make_stages, run_chain
 from wildactor.data.curate.config import CurateConfig
 from wildactor.data.curate.stage import Item
 from wildactor.data.curate.store import Collector, RunState
@@ -23,14 +24,10 @@ _WORKER: dict = {}
 
 
 def _init_worker(config_json: str, out_dir: str) -> None:
-    from wildactor.data.curate.pipeline import make_stages
-
     _WORKER["stages"] = make_stages(CurateConfig.from_dict(json.loads(config_json)), out_dir)
 
 
 def _work(item: Item) -> tuple[list[Item], dict[str, int]]:
-    from wildactor.data.curate.pipeline import run_chain
-
     return run_chain(_WORKER["stages"], item)
 
 
@@ -51,8 +48,6 @@ def run_local(
     workers: int = 1,
     progress: bool = True,
 ) -> None:
-    from wildactor.data.curate.pipeline import STAGE_NAMES, make_stages, run_chain
-
     collector = Collector(state)
     bars = _bars(STAGE_NAMES, len(pending), progress)
 
@@ -88,8 +83,6 @@ class _RayStage:
     """A Ray Data callable class: builds one stage per actor, maps batches of JSON items."""
 
     def __init__(self, stage_name: str, config_json: str, out_dir: str) -> None:
-        from wildactor.data.curate.pipeline import make_stages
-
         stages = make_stages(CurateConfig.from_dict(json.loads(config_json)), out_dir)
         self.stage = next(s for s in stages if s.name == stage_name)
 
@@ -114,8 +107,6 @@ def run_ray(
         import ray
     except ImportError:
         raise WildActorError('--executor ray needs Ray Data: pip install "ray[data]"') from None
-    from wildactor.data.curate.pipeline import make_stages
-
     if not pending:
         return
     started = False

@@ -13,7 +13,8 @@ from wildactor.data.curate.stage import Item, Stage, reject
 
 
 def cut_clip(src: str, dst: str, start_frame: int, end_frame: int, fps: float) -> tuple[int, int, int]:
-    """Re-encode frames [start_frame, end_frame) of `src` to H.264 `dst` atomically. Returns (w, h, n)."""
+    """Re-encode frames [start_frame, end_frame) of `src` to H.264 `dst` atomically, byte-identically
+    on every run (single-threaded x264). Returns (w, h, n)."""
     from fractions import Fraction
 
     import av
@@ -35,7 +36,10 @@ def cut_clip(src: str, dst: str, start_frame: int, end_frame: int, fps: float) -
                     out = cout.add_stream("libx264", rate=rate)
                     out.width, out.height = frame.width // 2 * 2, frame.height // 2 * 2
                     out.pix_fmt = "yuv420p"
-                    out.options = {"crf": "18", "preset": "veryfast"}
+                    # one x264 thread: its output depends on the thread count and, with frame
+                    # threads, on timing, so a rerun would not rewrite the same bytes
+                    out.options = {"crf": "18", "preset": "veryfast", "threads": "1"}
+                    out.codec_context.thread_count = 1
                 rgb = frame.to_ndarray(format="rgb24")[: out.height, : out.width]
                 for packet in out.encode(
                     av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")

@@ -14,7 +14,7 @@ import numpy as np
 from wildactor.data.curate.detect import FaceDetector
 from wildactor.data.curate.faces import make_embedder, medoid_similarities
 from wildactor.data.curate.images import read_png
-from wildactor.data.curate.stage import Item, Stage
+from wildactor.data.curate.stage import Item, Stage, drop_reference
 
 
 class IdCheckStage(Stage):
@@ -94,9 +94,7 @@ class IdCheckStage(Stage):
                 if sim < self.threshold:
                     drop = ("identity_mismatch", f"similarity {sim:.3f} < {self.threshold}")
             if drop:
-                item["dropped_refs"].append(
-                    {"path": ref["path"], "stage": self.name, "reason": drop[0], "detail": drop[1]}
-                )
+                drop_reference(item, ref["path"], self.name, drop[0], drop[1])
             else:
                 item["refs"].append(ref)
                 kept += 1

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
+from wildactor.media import WHITE
+
 
 def scaled_box(box: list[float], scale: float) -> list[float]:
     """The box grown about its centre by `scale` (unclipped)."""
@@ -25,15 +27,18 @@ def inside_share(box: list[float], width: int, height: int) -> float:
     return float(ix * iy / area)
 
 
-def crop(rgb: np.ndarray, box: list[float]) -> np.ndarray:
-    """Pixels of `box`, the part outside the image filled by edge replication. (h, w, 3) uint8."""
+def crop(rgb: np.ndarray, box: list[float], fill: tuple[int, int, int] = WHITE) -> np.ndarray:
+    """Pixels of `box`; the part outside the image is a flat `fill` (white, as references are padded
+    for the model), never copies of the edge pixels, which would paint streaks. (h, w, 3) uint8."""
     import cv2
 
     h, w = rgb.shape[:2]
     x0, y0, x1, y1 = (int(round(v)) for v in box)
     pad = max(0, -x0, -y0, x1 - w, y1 - h)
     if pad:
-        rgb = cv2.copyMakeBorder(rgb, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
+        rgb = cv2.copyMakeBorder(
+            rgb, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=tuple(int(c) for c in fill)
+        )
         x0, y0, x1, y1 = x0 + pad, y0 + pad, x1 + pad, y1 + pad
     return np.ascontiguousarray(rgb[y0:y1, x0:x1])
 

@@ -1,14 +1,18 @@
 """Stage 1a — probe/ingest with PyAV: container, codec, size, fps, duration; bad files become rejects.
 
-Reasons (one per kind of bad input): bad_filename, empty_file, not_a_video, still_image,
-truncated, corrupt_container, no_video_stream, too_large, too_small, too_short, too_long, grayscale.
-A damaged stream whose container still opens is caught when frames are decoded (corrupt_stream).
+Reasons (one per kind of bad input; all listed in reasons.py): special_file, unreadable_file,
+bad_filename, empty_file, not_a_video, still_image, truncated, corrupt_container, no_video_stream,
+too_large, too_small, too_short, too_long, grayscale. A damaged stream whose container still opens is
+caught when frames are decoded (corrupt_stream). Truncation: an MP4/MOV box that runs past the end of
+the file, fewer packets than the stated frame count, or (Matroska/WebM, whose headers state a
+duration but no frame count) packets that end well before the stated duration.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import stat
 import struct
 from pathlib import Path
 
@@ -63,6 +67,32 @@ def _mp4_structure(path: str, size: int) -> str | None:
     return None
 
 
+def _file_kind(mode: int) -> str:
+    for test, name in (
+        (stat.S_ISDIR, "a folder"),
+        (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+    ):
+        if test(mode):
+            return f"{name}, not a regular file"
+    return "not a regular file"
+
+
+def _missing_tail(container, ends: dict[int, float], fps: float) -> str | None:
+    """For containers whose header states a duration but no frame count (Matroska, WebM): a message
+    if the packets present end well before that duration (the file was cut), else None. The last
+    packet of any stream counts, so a video track shorter than its audio is not called truncated."""
+    if not container.duration or not ends:
+        return None
+    stated = container.duration / 1e6  # AV_TIME_BASE
+    present = max(ends.values()) - float(container.start_time or 0) / 1e6
+    if stated - present > max(0.5, 2.0 / max(fps, 1e-6), 0.01 * stated):
+        return f"packets end at {present:.2f}s of the {stated:.2f}s the container states"
+    return None
+
+
 def sidecar_candidates(path: str) -> list[str]:
     """`<video>.mp4.json`, `<video>.json`, and `wildactor world make`'s layout: clips/A/C.mp4 ->
     labels/A/C.json."""
@@ -104,9 +134,14 @@ class ProbeStage(Stage):
         except UnicodeEncodeError:
             return reject(item, self.name, "bad_filename", "file name is not valid UTF-8")
         try:
-            size = os.path.getsize(path)
+            info = os.stat(path)
         except OSError as exc:
             return reject(item, self.name, "unreadable_file", str(exc))
+        if not stat.S_ISREG(info.st_mode):  # a FIFO would block the reader; a folder has no bytes
+            return reject(item, self.name, "special_file", _file_kind(info.st_mode))
+        size = info.st_size
+        if not os.access(path, os.R_OK):
+            return reject(item, self.name, "unreadable_file", "no read permission")
         if size == 0:
             return reject(item, self.name, "empty_file", "0 bytes")
         if size > cfg.max_file_bytes:
@@ -143,16 +178,28 @@ class ProbeStage(Stage):
                 return reject(item, self.name, "too_small", f"{width}x{height}")
             expected = int(stream.frames or 0)
             packets = 0
+            ends: dict[int, float] = {}  # stream index -> end time (s) of its last packet
             try:
-                for packet in container.demux(stream):
-                    if packet.size:
+                for packet in container.demux():
+                    if not packet.size:
+                        continue
+                    if packet.stream.index == stream.index:
                         packets += 1
+                    if packet.pts is not None and packet.time_base is not None:
+                        step = packet.duration or 0
+                        end = float((packet.pts + step) * packet.time_base)
+                        if not step and packet.stream.index == stream.index and fps > 0:
+                            end += 1.0 / fps  # Matroska leaves the last frame's duration out
+                        ends[packet.stream.index] = max(ends.get(packet.stream.index, 0.0), end)
             except av.error.FFmpegError as exc:
                 return reject(item, self.name, "truncated", f"demux stopped after {packets} packets: {exc}")
             if expected and packets < 0.9 * expected:
                 return reject(item, self.name, "truncated", f"{packets} of {expected} frames present")
             if fps <= 0:
                 return reject(item, self.name, "corrupt_container", "no frame rate")
+            short = _missing_tail(container, ends, fps)
+            if short is not None:
+                return reject(item, self.name, "truncated", short)
             num_frames = expected or packets
             duration = num_frames / fps
             if duration < cfg.min_duration_sec:

@@ -12,15 +12,27 @@ import traceback
 from typing import Any
 
 from wildactor.data.curate.config import CurateConfig
+from wildactor.data.curate.reasons import check_reason
 
 Item = dict[str, Any]
 
 
 def reject(item: Item, stage: str, reason: str, detail: str = "") -> Item:
-    """Mark an item as rejected (first rejection wins) and return it."""
+    """Mark an item as rejected (first rejection wins) and return it. `reason` must be one of
+    reasons.CLIP_REASONS."""
+    check_reason(reason, "clip")
     if not item.get("reject"):
         item["reject"] = {"stage": stage, "reason": reason, "detail": detail}
     return item
+
+
+def drop_reference(item: Item, path: str, stage: str, reason: str, detail: str = "") -> None:
+    """Record an augmented reference left out of a kept clip (a ``kind: reference`` rejects row).
+    `reason` must be one of reasons.REFERENCE_REASONS."""
+    check_reason(reason, "reference")
+    item.setdefault("dropped_refs", []).append(
+        {"path": path, "stage": stage, "reason": reason, "detail": detail}
+    )
 
 
 def is_rejected(item: Item) -> bool:

@@ -4,14 +4,16 @@ Every finished clip is one JSON file keyed by its clip id (``state/clips/<clip_i
 clips of an input are written, the input's record (``state/inputs/<input_id>.json``: its clip ids)
 is written last. Every file is written atomically (temporary file + rename), so a run killed at any
 point leaves either a whole file or none. A rerun skips inputs that have a record and redoes the
-others from the start (stages are deterministic, so rewritten clip files are identical), so every
-clip ends up exactly once in the manifest or in the rejects table.
+others from the start (stages are deterministic and clips are encoded single-threaded, so rewritten
+clip files are byte-identical), so every clip ends up exactly once in the manifest or in the rejects
+table. Temporary files a killed run left behind are removed when the next run starts.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 from wildactor.data.curate.stage import Item
@@ -25,6 +27,35 @@ def write_json_atomic(path: Path, data: object) -> None:
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
+
+
+_TEMP = re.compile(r"^\..+\.tmp-(\d+)(\.mp4)?$")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
+def remove_stale_temporaries(out_dir: str | Path) -> int:
+    """Delete the temporary files (``.<name>.tmp-<pid>``) that a killed run left under `out_dir`;
+    files of a process still alive are left alone. Returns how many were removed."""
+    removed = 0
+    for dirpath, _dirs, files in os.walk(out_dir):
+        for name in files:
+            m = _TEMP.match(name)
+            if m and not _alive(int(m.group(1))):
+                try:
+                    os.unlink(os.path.join(dirpath, name))
+                    removed += 1
+                except FileNotFoundError:
+                    pass
+    return removed
 
 
 class RunState:

@@ -60,6 +60,33 @@ def astronaut_frames(
     return out
 
 
+def astronaut_camera_frames(
+    n: int = 16,
+    width: int = 256,
+    height: int = 144,
+    zoom: float = 1.0,
+    pan: float = 0.0,
+    span: float = 284.0,
+) -> list[np.ndarray]:
+    """A camera move over the astronaut photo at any output size (e.g. 3840x2160): the view starts on
+    her face and shoulders (`span` source pixels high) and ends `zoom` times closer (zoom > 1 zooms in)
+    and `pan` source pixels to the right, centred on her face."""
+    import cv2
+
+    img = _astronaut()
+    out = []
+    for t in range(n):
+        a = t / max(n - 1, 1)
+        s = span / (zoom**a)  # source pixels the view spans vertically
+        cx, cy = 250.0 + pan * a, 150.0
+        k = height / s
+        m = np.array([[k, 0, width / 2 - k * cx], [0, k, height / 2 - k * cy]])
+        out.append(
+            cv2.warpAffine(img, m, (width, height), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+        )
+    return out
+
+
 def two_people_frames(n: int = 16, size: int = 192) -> list[np.ndarray]:
     """Two people side by side (the astronaut and her mirror image), as a wide frame."""
     a, b = astronaut_frames(n, size), astronaut_frames(n, size, seed=1, flip=True)

@@ -2,11 +2,15 @@
 
 Points seeded inside the person box in the first frame are tracked to the last; the track ratio is
 the share of points that stay tracked (forward-backward error below `fb_error_px` at every step) and
-inside the person box (grown by `box_margin`) in every frame. A ratio below `min_ratio` (0.60) means
-the subject does not persist (cut, occlusion, another person taking over) and the clip is rejected.
+inside the person box (grown by `box_margin`) in every frame, among the points that stay in the
+frame: a point that leaves the picture (a zoom-in, a pan) is not inconsistent, so it counts neither
+way. A ratio below `min_ratio` (0.60) means the subject does not persist (cut, occlusion, another
+person taking over) and the clip is rejected.
 
 Back-ends: ``lk`` (default) OpenCV pyramidal Lucas-Kanade with a forward-backward check; ``cotracker``
-CoTracker3 from a local checkout of its repository plus checkpoint (``tracking.cotracker_path``).
+CoTracker3 from a local checkout of its repository plus checkpoint (``tracking.cotracker_path``). That
+folder's ``hubconf.py`` is run as Python code by ``torch.hub.load(..., source="local")``: point it only at
+a checkout you trust.
 """
 
 from __future__ import annotations
@@ -68,16 +72,41 @@ def seed_points(gray: np.ndarray, box: list[float], n: int) -> np.ndarray:
     return np.stack([gx.ravel(), gy.ravel()], axis=1).astype(np.float32)
 
 
-def lk_track_ratio(
+_WIN = 15  # LK window (pixels)
+
+
+def in_frame(points: np.ndarray, width: int, height: int, border: float = 0.0) -> np.ndarray:
+    """Which points lie inside the frame shrunk by `border` pixels. (N,) bool."""
+    return (
+        (points[:, 0] >= border)
+        & (points[:, 0] <= width - 1 - border)
+        & (points[:, 1] >= border)
+        & (points[:, 1] <= height - 1 - border)
+    )
+
+
+def ratio_of(alive: np.ndarray, left: np.ndarray) -> float:
+    """Share of the points that stayed in the frame which were tracked throughout. Points that left
+    the frame (a zoom-in, a pan) are neither failures nor successes; if every point left, 0."""
+    stayed = int((~left).sum())
+    return float((alive & ~left).sum() / stayed) if stayed else 0.0
+
+
+def lk_track(
     grays: list[np.ndarray], boxes: list[list[float]], n: int, fb_px: float, margin: float
-) -> float:
-    """Share of seeded points valid through all frames (see module docstring)."""
+) -> tuple[float, float]:
+    """(track ratio, share of points that left the frame); see the module docstring."""
     import cv2
 
+    height, width = grays[0].shape
+    edge = 0.05 * max(width, height)  # about one step of an edge point's motion in a fast zoom
     pts = seed_points(grays[0], boxes[0], n)
     alive = np.ones(len(pts), dtype=bool)
+    left = np.zeros(len(pts), dtype=bool)
     params = dict(
-        winSize=(15, 15), maxLevel=3, criteria=(cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 20, 0.03)
+        winSize=(_WIN, _WIN),
+        maxLevel=3,
+        criteria=(cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 20, 0.03),
     )
     for prev, nxt, box in zip(grays[:-1], grays[1:], boxes[1:]):
         p0 = pts.reshape(-1, 1, 2)
@@ -85,9 +114,24 @@ def lk_track_ratio(
         pb, st2, _ = cv2.calcOpticalFlowPyrLK(nxt, prev, p1, None, **params)
         fb = np.linalg.norm((pb - p0).reshape(-1, 2), axis=1)
         ok = (st1.reshape(-1) == 1) & (st2.reshape(-1) == 1) & (fb < fb_px)
-        pts = p1.reshape(-1, 2)
-        alive &= ok & inside(pts, grow(box, margin))
-    return float(alive.mean()) if len(alive) else 0.0
+        new = p1.reshape(-1, 2)
+        # A point that is tracked out of the frame, or that was near the edge and is now lost or
+        # outside, is leaving the picture: it stops being followed and counts neither way. A point
+        # lost in mid-frame (a cut, an occlusion) is a failure even if LK throws it off the frame.
+        out_now = ~in_frame(new, width, height, _WIN / 2)
+        near_edge = ~in_frame(pts, width, height, max(_WIN, edge))
+        leaving = (ok & out_now) | (near_edge & (~ok | out_now))
+        left |= alive & leaving
+        alive &= ~left & ok & inside(new, grow(box, margin))
+        pts = new
+    return ratio_of(alive, left), float(left.mean()) if len(left) else 0.0
+
+
+def lk_track_ratio(
+    grays: list[np.ndarray], boxes: list[list[float]], n: int, fb_px: float, margin: float
+) -> float:
+    """Share of seeded points valid through all frames, among those that stayed in the frame."""
+    return lk_track(grays, boxes, n, fb_px, margin)[0]
 
 
 def check_cotracker_path(path: str) -> tuple[Path, Path]:
@@ -126,10 +170,13 @@ class CoTracker:
         with torch.no_grad():
             tracks, vis = self.model(video, queries=queries)  # (1, T, N, 2), (1, T, N)
         tracks, vis = tracks[0].numpy(), vis[0].numpy() > 0.5
-        alive = vis.all(axis=0)
+        height, width = rgbs[0].shape[:2]
+        left = np.zeros(len(pts), dtype=bool)
+        alive = np.ones(len(pts), dtype=bool)
         for t, box in enumerate(boxes):
-            alive &= inside(tracks[t], grow(box, margin))
-        return float(alive.mean())
+            left |= alive & ~in_frame(tracks[t], width, height)
+            alive &= ~left & vis[t] & inside(tracks[t], grow(box, margin))
+        return ratio_of(alive, left)
 
 
 class TrackStage(Stage):
@@ -171,8 +218,10 @@ class TrackStage(Stage):
             ratio = self.cotracker.ratio([f.rgb for f in frames], boxes, cfg.num_points, cfg.box_margin)
         else:
             grays = [cv2.cvtColor(f.rgb, cv2.COLOR_RGB2GRAY) for f in frames]
-            ratio = lk_track_ratio(grays, boxes, cfg.num_points, cfg.fb_error_px, cfg.box_margin)
+            ratio, left = lk_track(grays, boxes, cfg.num_points, cfg.fb_error_px, cfg.box_margin)
         item["tracking"] = {"backend": cfg.backend, "ratio": round(ratio, 4), "frames": len(frames)}
+        if self.cotracker is None:
+            item["tracking"]["left_frame"] = round(left, 4)
         if ratio < cfg.min_ratio:
             return reject(
                 item, self.name, "tracking_inconsistent", f"track ratio {ratio:.2f} < {cfg.min_ratio}"

@@ -103,6 +103,26 @@ def smooth_angles(angles: list[float | None], radius: int) -> list[float | None]
     return out
 
 
+def hold_bins(angles: list[float | None], margin: float) -> list[float | None]:
+    """Hysteresis on the F/S/B bin along a shot: an angle within `margin` degrees of a bin boundary
+    (45, 135, 225, 315) keeps the bin of the sample before it and is moved just inside that bin.
+    Without it a yaw wavering around 45 deg flips front/side from frame to frame. None stays None."""
+    from wildactor.data.schema import angular_distance
+
+    out: list[float | None] = []
+    held: str | None = None
+    for a in angles:
+        if a is None:
+            out.append(None)
+            continue
+        near_edge = min(angular_distance(a, b) for b in (45.0, 135.0, 225.0, 315.0)) < margin
+        if held is not None and near_edge and view_bin(a) != held:
+            a = snap_to_bin(a, held)
+        held = view_bin(a)
+        out.append(a)
+    return out
+
+
 class LandmarkViews:
     def __init__(self, side_yaw: float) -> None:
         from wildactor.data.curate.faces import Landmarker
@@ -223,7 +243,8 @@ class ViewpointStage(Stage):
             raw.append(angle)
             s["angle_raw"] = None if angle is None else round(angle, 2)
             s["view_source"] = how
-        for s, angle in zip(samples, smooth_angles(raw, self.config.viewpoint.smooth)):
+        cfg = self.config.viewpoint
+        for s, angle in zip(samples, hold_bins(smooth_angles(raw, cfg.smooth), cfg.hysteresis)):
             s["angle"] = None if angle is None else round(angle, 2)
             s["view"] = None if angle is None else view_name(angle)
         item["viewpoint"] = {"backend": self.config.viewpoint.backend}
