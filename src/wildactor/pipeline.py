@@ -28,6 +28,7 @@ from PIL import Image
 from wildactor.diffusion.encode import VAETextEncoder
 from wildactor.diffusion.prompts import WAN_NEGATIVE_PROMPT, clean_prompt
 from wildactor.errors import WildActorError
+from wildactor.low_vram import is_offloaded, onload
 from wildactor.media import REFERENCE_FITS, fit_image, frames_to_pixels, load_image, to_rgb
 from wildactor.model import ReferenceCache, WildActorTransformer3DModel
 
@@ -187,7 +188,14 @@ class WildActorPipeline(DiffusionPipeline, WanLoraLoaderMixin):
             self.text_encoder,
             self.tokenizer,
             max_text_length=max_sequence_length or self.config.max_sequence_length,
+            input_device=self._execution_device if is_offloaded(self.text_encoder) else None,
         )
+
+    def _input_device(self, module: torch.nn.Module) -> torch.device:
+        """Where inputs of ``module`` must go: its weights' device, or the execution device under offloading."""
+        if is_offloaded(module):
+            return self._execution_device
+        return _module_device(module, self._execution_device)
 
     def prepare_references(
         self, references: Sequence[Reference], height: int, width: int, fit: str | None = None
@@ -203,14 +211,12 @@ class WildActorPipeline(DiffusionPipeline, WanLoraLoaderMixin):
     def encode_reference_images(self, images: Sequence[Image.Image]) -> torch.Tensor:
         """R images of the video size -> (1, C, R, h, w) normalised latents, one latent frame per image."""
         pixels = frames_to_pixels(np.stack([np.asarray(im) for im in images]))  # (1, 3, R, H, W)
-        vae_device = _module_device(self.vae, self._execution_device)
-        return self._encoder().encode_references(pixels.to(vae_device))
+        return self._encoder().encode_references(pixels.to(self._input_device(self.vae)))
 
     @torch.no_grad()
     def encode_video_frames(self, frames: np.ndarray) -> torch.Tensor:
         """(T, H, W, 3) uint8 frames -> (1, C, F, h, w) normalised latents, as the trainer encodes clips."""
-        vae_device = _module_device(self.vae, self._execution_device)
-        return self._encoder().encode_video(frames_to_pixels(frames).to(vae_device))
+        return self._encoder().encode_video(frames_to_pixels(frames).to(self._input_device(self.vae)))
 
     @torch.no_grad()
     def encode_first_frame(self, image: ImageInput, height: int, width: int) -> torch.Tensor:
@@ -232,7 +238,11 @@ class WildActorPipeline(DiffusionPipeline, WanLoraLoaderMixin):
     def decode_latents(self, latents: torch.Tensor) -> torch.Tensor:
         """(1, C, F, h, w) normalised latents -> (1, 3, T, H, W) pixels in [-1, 1]."""
         cfg = self.vae.config
-        vae_device = _module_device(self.vae, latents.device)
+        vae_device = (
+            self._input_device(self.vae)
+            if is_offloaded(self.vae)
+            else _module_device(self.vae, latents.device)
+        )
         mean = torch.tensor(cfg.latents_mean, dtype=torch.float32, device=vae_device).view(1, -1, 1, 1, 1)
         std = torch.tensor(cfg.latents_std, dtype=torch.float32, device=vae_device).view(1, -1, 1, 1, 1)
         z = latents.to(vae_device, torch.float32) * std + mean
@@ -405,6 +415,7 @@ class WildActorPipeline(DiffusionPipeline, WanLoraLoaderMixin):
             ref_latents = self.encode_reference_images(reference_images)
             ref_latents = ref_latents.to(device, self.transformer.dtype)
             if use_reference_cache:
+                onload(self.transformer)  # encode_references is not forward: run the offload hook first
                 cache: ReferenceCache = self.transformer.encode_references(
                     ref_latents, reference_types, latent_shape[1:]
                 )
@@ -598,6 +609,31 @@ class WildActorPipeline(DiffusionPipeline, WanLoraLoaderMixin):
         index = json.loads(index_path.read_text())
         index["_class_name"] = [CUSTOM_PIPELINE_FILE, type(self).__name__]
         index_path.write_text(json.dumps(index, indent=2, sort_keys=True) + "\n")
+
+    # ------------------------------------------------------------------ low VRAM
+
+    def enable_offload(
+        self, mode: str, device: torch.device | str | None = None, group_offload_type: str = "leaf_level"
+    ) -> None:
+        """Offload ``"none" | "model" | "sequential" | "group"`` (diffusers' mechanisms, `wildactor.low_vram`);
+        ``device``: where the work runs (default CUDA if present, else the CPU)."""
+        from wildactor.low_vram import apply_offload
+
+        apply_offload(self, mode, device, group_offload_type)
+
+    def enable_vae_tiling(self, **tile_sizes: Any) -> None:
+        """Encode and decode in tiles (`AutoencoderKLWan.enable_tiling` arguments); a one-line error for a VAE
+        without a tiled mode."""
+        from wildactor.low_vram import enable_vae_tiling
+
+        enable_vae_tiling(self.vae, **tile_sizes)
+
+    def quantize_transformer(self, weights: str = "int8") -> None:
+        """8-bit ``"int8" | "fp8"`` transformer weights through optimum-quanto (reference LoRA left as it is);
+        call before `enable_offload`."""
+        from wildactor.low_vram import quantize_transformer
+
+        quantize_transformer(self.transformer, weights)
 
     # ------------------------------------------------------------------ ordinary (community) LoRAs
 
