@@ -105,7 +105,9 @@ def test_first_frame_tokens_get_timestep_zero_and_the_image_stays_clean(pipe, fi
 
     monkeypatch.setattr(pipe.transformer, "forward", recording)
     refs = synthetic_example_actor()
-    out = pipe(["a walk"], refs, image=first_image, seed=3, num_inference_steps=2, output_type="latent", **SIZE)
+    out = pipe(
+        ["a walk"], refs, image=first_image, seed=3, num_inference_steps=2, output_type="latent", **SIZE
+    )
     condition = pipe.encode_first_frame(first_image, 64, 64)[:, :, 0]
     tokens_per_frame = (64 // 16 // 2) ** 2
     assert len(seen) == 4  # 2 steps x 2 guidance branches
@@ -130,9 +132,7 @@ def test_chain_starts_each_shot_from_the_previous_shots_last_frame(pipe, first_i
     chained = pipe(prompts, image=first_image, chain=True, seed=1, num_inference_steps=2, **SIZE)
     assert chained.settings["image_conditioned"] == [True, True, True]
     # Shot 2 alone, given shot 1's last frame as its image, is the chained shot 2.
-    alone = pipe(
-        [prompts[1]], image=last_frame(chained.frames[0]), seed=[2], num_inference_steps=2, **SIZE
-    )
+    alone = pipe([prompts[1]], image=last_frame(chained.frames[0]), seed=[2], num_inference_steps=2, **SIZE)
     np.testing.assert_array_equal(alone.frames[0], chained.frames[1])
     unchained = pipe(prompts, image=first_image, seed=1, num_inference_steps=2, **SIZE)
     assert unchained.settings["image_conditioned"] == [True, False, False]
@@ -141,7 +141,9 @@ def test_chain_starts_each_shot_from_the_previous_shots_last_frame(pipe, first_i
 
 
 def test_per_prompt_images_and_bad_image_lists(pipe, first_image):
-    out = pipe(["a", "b"], image=[None, first_image], seed=1, num_inference_steps=1, output_type="latent", **SIZE)
+    out = pipe(
+        ["a", "b"], image=[None, first_image], seed=1, num_inference_steps=1, output_type="latent", **SIZE
+    )
     assert out.settings["image_conditioned"] == [False, True]
     with pytest.raises(ValueError, match="1 images for 2 prompts"):
         pipe(["a", "b"], image=[first_image], seed=1, **SIZE)

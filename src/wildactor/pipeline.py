@@ -665,7 +665,12 @@ def load_any_reference_lora(
     metadata names (None if it names none)."""
     import tempfile
 
-    from wildactor.model.lora_formats import convert_lora_file, detect_lora_format, read_lora_file
+    from wildactor.model.lora_formats import (
+        convert_lora_file,
+        detect_lora_format,
+        read_lora_file,
+        reference_fit_of,
+    )
 
     path = Path(path)
     tensors, meta = read_lora_file(path)
@@ -676,7 +681,7 @@ def load_any_reference_lora(
         with tempfile.TemporaryDirectory() as tmp:
             converted = convert_lora_file(path, Path(tmp) / "reference_lora.safetensors", "wildactor")
             transformer.load_reference_lora(converted)
-    fit = meta.get("reference_fit") or ("stretch" if layout == "official" else None)
+    fit = reference_fit_of(meta, layout)
     return _check_fit(fit) if fit else None
 
 

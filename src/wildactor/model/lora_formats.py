@@ -107,6 +107,16 @@ def is_reference_lora(source: Any, weight_name: str | None = None) -> str | None
         return None
 
 
+def reference_fit_of(metadata: Mapping[str, str], layout: str) -> str | None:
+    """How the file's references were fitted into the frame, if known: its ``reference_fit`` metadata, else
+    "stretch" for a file released in the official layout (the release stretches references), else None."""
+    if "reference_fit" in metadata:
+        return metadata["reference_fit"]
+    if layout == "official" and "source_layout" not in metadata:
+        return "stretch"
+    return None
+
+
 def convert_lora(
     tensors: Mapping[str, torch.Tensor],
     metadata: Mapping[str, str],
@@ -138,17 +148,20 @@ def convert_lora(
             value = (value.float() * (alpha / rank)).to(value.dtype)
         out[_key(to, block, proj, role)] = value
 
-    meta = {k: v for k, v in metadata.items() if k not in _LAYOUT_FIELDS}
-    if found == "official" and "reference_fit" not in meta:
-        meta["reference_fit"] = "stretch"  # the official release stretches references into the frame
+    # The layout fields first, in `save_reference_lora`'s order, so a round trip writes the same header bytes.
+    meta = {"format": WILDACTOR_FORMAT} if to == "wildactor" else {}
     meta.update(
         rank=str(rank),
         alpha=str(float(rank) if fold else alpha),
         num_layers=str(max(block for block, _, _ in parsed.values()) + 1),
         dim=str(dim),
     )
-    if to == "wildactor":
-        meta["format"] = WILDACTOR_FORMAT
+    meta.update({k: v for k, v in metadata.items() if k not in (*_LAYOUT_FIELDS, "source_layout")})
+    fit = reference_fit_of(metadata, found)
+    if fit is not None:
+        meta["reference_fit"] = fit
+    if to != "wildactor":  # remembered so that a file that started as WildActor's is not taken for a release
+        meta["source_layout"] = metadata.get("source_layout", found)
     return out, meta
 
 
