@@ -49,9 +49,13 @@ FLOW_SCHEDULERS: tuple[str, ...] = ("UniPCMultistepScheduler", "FlowMatchEulerDi
 CUSTOM_PIPELINE_FILE = "wildactor_pipeline"
 _CUSTOM_PIPELINE_SOURCE = (
     '"""Lets `diffusers.DiffusionPipeline.from_pretrained` load this folder (needs the wildactor package)."""\n\n'
+    "import wildactor.diffusers_loading  # noqa: F401  (the components' library, imported before they load)\n"
     "from wildactor.pipeline import WildActorPipeline\n\n"
     '__all__ = ["WildActorPipeline"]\n'
 )
+
+# The library diffusers imports for WildActor's own component classes (it must also expose ModelMixin).
+COMPONENTS_MODULE = "wildactor.diffusers_loading"
 
 ImageInput = str | os.PathLike | Image.Image | np.ndarray
 
@@ -600,14 +604,18 @@ class WildActorPipeline(DiffusionPipeline, WanLoraLoaderMixin):
         )
 
     def save_pretrained(self, save_directory: str | os.PathLike[str], **kwargs: Any) -> None:
-        """diffusers' `save_pretrained`, plus a one-line class file so that `DiffusionPipeline.from_pretrained`
-        resolves `WildActorPipeline` (``_class_name`` = [file, class], diffusers' custom-pipeline layout)."""
+        """diffusers' `save_pretrained`, plus what `DiffusionPipeline.from_pretrained(folder,
+        trust_remote_code=True)` needs: a one-line class file (``_class_name`` = [file, class], diffusers'
+        custom-pipeline layout) and `COMPONENTS_MODULE` as the library of WildActor's own components."""
         super().save_pretrained(save_directory, **kwargs)
         root = Path(save_directory)
         (root / f"{CUSTOM_PIPELINE_FILE}.py").write_text(_CUSTOM_PIPELINE_SOURCE)
         index_path = root / "model_index.json"
         index = json.loads(index_path.read_text())
         index["_class_name"] = [CUSTOM_PIPELINE_FILE, type(self).__name__]
+        for name, entry in index.items():
+            if isinstance(entry, list) and len(entry) == 2 and str(entry[0]).startswith("wildactor."):
+                index[name] = [COMPONENTS_MODULE, entry[1]]
         index_path.write_text(json.dumps(index, indent=2, sort_keys=True) + "\n")
 
     # ------------------------------------------------------------------ low VRAM
