@@ -1,4 +1,4 @@
-"""The `wildactor` command: train | generate | data | bench | world | app.
+"""The `wildactor` command: train | generate | data | bench | world | lora | app.
 
 Each sub-command lives next to the code it drives, in a module that exposes
 `add_arguments(parser)` and `main(args) -> int`. Those modules import their heavy
@@ -18,6 +18,11 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
     ("data", "wildactor.data.curate.cli", "build an Actor-18M-style dataset from raw videos"),
     ("bench", "wildactor.bench.cli", "run and report Actor-Bench"),
     ("world", "wildactor.world.cli", "ActorWorld: synthetic actors with exact labels"),
+    (
+        "lora",
+        "wildactor.lora",
+        "convert reference-LoRA files between WildActor, official and Stand-In layouts",
+    ),
     ("app", "wildactor.app", "a web page (Gradio) to try references + prompts in a browser"),
 )
 

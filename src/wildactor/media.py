@@ -1,4 +1,4 @@
-"""Images and videos on disk: reference loading (any common mode -> RGB), fit + white padding, MP4, sheets;
+"""Images and videos on disk: reference loading (any common mode -> RGB), fitting (pad, stretch, cover), MP4, sheets;
 file digests (inputs a result depends on)."""
 
 from __future__ import annotations
@@ -85,6 +85,36 @@ def fit_and_pad(
     canvas = Image.new("RGB", (width, height), fill)
     canvas.paste(image, ((width - size[0]) // 2, (height - size[1]) // 2))
     return canvas
+
+
+FITS: tuple[str, ...] = ("pad", "stretch", "cover")
+REFERENCE_FITS: tuple[str, ...] = ("pad", "stretch")  # the fits a reference image may be given
+
+
+def fit_image(image: Image.Image, width: int, height: int, fit: str = "pad") -> Image.Image:
+    """An RGB image of exactly (width, height).
+
+    ``"pad"``: keep the aspect ratio, fit inside, pad with white (`fit_and_pad`); ``"stretch"``: resize to the
+    size, distorting the aspect ratio (the official WildActor release fits references this way);
+    ``"cover"``: keep the aspect ratio, fill the frame, crop the centre (first frames of image-to-video).
+    """
+    if fit == "pad":
+        return fit_and_pad(image, width, height)
+    image = to_rgb(image)
+    if fit == "stretch":
+        return (
+            image
+            if image.size == (width, height)
+            else image.resize((width, height), Image.Resampling.BICUBIC)
+        )
+    if fit == "cover":
+        scale = max(height / image.height, width / image.width)
+        size = (max(width, round(image.width * scale)), max(height, round(image.height * scale)))
+        if size != image.size:
+            image = image.resize(size, Image.Resampling.BICUBIC)
+        left, top = (size[0] - width) // 2, (size[1] - height) // 2
+        return image.crop((left, top, left + width, top + height))
+    raise WildActorError(f"unknown fit {fit!r} (use one of {', '.join(FITS)})")
 
 
 def write_mp4(path: str | os.PathLike[str], frames: np.ndarray, fps: int = 16, crf: int = 18) -> Path:

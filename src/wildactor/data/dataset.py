@@ -37,6 +37,7 @@ import torch.nn.functional as F
 from wildactor.data.sampler import ViewpointAdaptiveSampler
 from wildactor.data.schema import ManifestRecord, ReferenceRecord, resolve_path, write_manifest
 from wildactor.errors import WildActorError
+from wildactor.media import REFERENCE_FITS
 
 
 def seed_for(*keys: int) -> int:
@@ -181,15 +182,16 @@ def resize_center_crop(frames: torch.Tensor, height: int, width: int) -> torch.T
     return frames[..., top : top + height, left : left + width]
 
 
-def load_reference(path: Path, height: int, width: int) -> torch.Tensor:
-    """An image fitted inside (height, width), padded with white: (3, height, width) in [-1, 1].
+def load_reference(path: Path, height: int, width: int, fit: str = "pad") -> torch.Tensor:
+    """An image fitted into (height, width): (3, height, width) in [-1, 1].
 
-    The pipeline's own loader and fit, so training sees references exactly as sampling does (RGBA on white,
-    grey and 16-bit converted).
+    ``fit``: ``"pad"`` (inside, white padding) or ``"stretch"`` (resized to the size, as the official release
+    does); see `wildactor.media.fit_image`. The pipeline's own loader and fit, so training sees references
+    exactly as sampling does (RGBA on white, grey and 16-bit converted).
     """
-    from wildactor.media import fit_and_pad, load_image
+    from wildactor.media import fit_image, load_image
 
-    canvas = fit_and_pad(load_image(path), width, height)
+    canvas = fit_image(load_image(path), width, height, fit)
     x = torch.from_numpy(np.asarray(canvas).copy()).permute(2, 0, 1).float()  # (3, H, W)
     return x / 127.5 - 1.0
 
@@ -209,6 +211,13 @@ class ClipSpec:
     frame_stride: int = 1
     ref_height: int = 480
     ref_width: int = 480
+    # "pad" keeps a reference's proportions (build and height are identity) where "stretch" distorts a tall
+    # body shot into a wide frame; the shipped model was trained with "pad". Official weights: "stretch".
+    reference_fit: str = "pad"
+
+    def __post_init__(self) -> None:
+        if self.reference_fit not in REFERENCE_FITS:
+            raise ValueError(f"reference_fit must be one of {REFERENCE_FITS}, got {self.reference_fit!r}")
 
 
 class ActorClipDataset(torch.utils.data.Dataset):
@@ -255,7 +264,9 @@ class ActorClipDataset(torch.utils.data.Dataset):
         if not chosen:
             raise WildActorError(f"record {index}: no face or body reference to condition on")
         refs = [
-            load_reference(resolve_path(self.root, record.refs[j].path), s.ref_height, s.ref_width)
+            load_reference(
+                resolve_path(self.root, record.refs[j].path), s.ref_height, s.ref_width, s.reference_fit
+            )
             for j in chosen
         ]
         return {
@@ -349,7 +360,8 @@ def _cache_key(
     return {
         "format": CACHE_FORMAT,
         "manifest_sha256": digest,
-        "spec": vars(spec),
+        # "pad" (the original behaviour) is left out so that caches built before the field existed stay valid.
+        "spec": {k: v for k, v in vars(spec).items() if not (k == "reference_fit" and v == "pad")},
         "encoder": encoder_id,
         "seed": seed,
         "text_dtype": str(text_dtype).removeprefix("torch."),
@@ -416,7 +428,9 @@ def build_latent_cache(
             text = trim_text(encoder.encode_text([record.prompt])[0])  # (n, D)
             tensors[f"{index}.text"] = text.to(text_dtype).cpu().contiguous()
             for j, ref in enumerate(record.refs):
-                image = load_reference(resolve_path(root, ref.path), spec.ref_height, spec.ref_width)
+                image = load_reference(
+                    resolve_path(root, ref.path), spec.ref_height, spec.ref_width, spec.reference_fit
+                )
                 z = encoder.encode_references(image[None, :, None])  # (1, C, 1, h, w)
                 tensors[f"{index}.ref.{j}"] = z[0, :, 0].cpu().contiguous()
         tmp = path.with_name(path.name + ".tmp")

@@ -45,14 +45,20 @@ class VAETextEncoder:
         text_encoder: torch.nn.Module,
         tokenizer: Any,
         max_text_length: int = 512,
+        input_device: torch.device | None = None,
     ) -> None:
+        """input_device: where token ids go; default the text encoder's (set it when offload hooks move the
+        encoder's weights, whose own device then says nothing about where it runs)."""
         self.vae = vae.eval().requires_grad_(False)
         self.text_encoder = text_encoder.eval().requires_grad_(False)
         self.tokenizer = tokenizer
         self.max_text_length = max_text_length
+        self.input_device = input_device
 
     @property
     def device(self) -> torch.device:
+        if self.input_device is not None:
+            return self.input_device
         return next(self.text_encoder.parameters()).device
 
     def to(
