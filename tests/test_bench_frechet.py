@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import scipy.linalg
@@ -104,3 +106,24 @@ def test_no_probes_reports_na_not_a_number():
     result = frechet_actorworld([np.zeros((5, 64, 64, 3), np.uint8)] * 2, [np.zeros((5, 64, 64, 3), np.uint8)] * 2,
                                 BackendUnavailable("actorworld-probes", "weights missing"))  # fmt: skip
     assert result.is_na and "weights missing" in result.na_reason
+
+
+@pytest.mark.slow
+def test_bench_run_writes_realism_oracle_near_zero_and_no_reference_at_the_floor(tmp_path):
+    from wildactor.cli import main as cli
+
+    realism = {}
+    for name in ("oracle", "no-reference"):
+        out = tmp_path / name
+        assert (
+            cli(["bench", "run", "--baseline", name, "-o", str(out), "--subjects", "1", "--no-progress"]) == 0
+        )
+        realism[name] = json.loads((out / "realism.json").read_text())
+    oracle, noref = realism["oracle"], realism["no-reference"]
+    assert oracle["clips"] == noref["clips"] >= 2
+    print({k: (v["frechet_distance"]["value"], v["floor"]["value"]) for k, v in realism.items()})
+    # the exact clips, apart from H.264 (the runner stores MP4): far below the floor
+    assert oracle["frechet_distance"]["value"] < 0.5 * oracle["floor"]["value"]
+    # the floor's own clips, through H.264
+    assert noref["frechet_distance"]["value"] == pytest.approx(noref["floor"]["value"], rel=0.25)
+    assert noref["floor"]["value"] == oracle["floor"]["value"]  # the floor does not depend on the run
