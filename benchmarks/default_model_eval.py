@@ -7,6 +7,12 @@ body consistency (share of identity attributes read back equal to the actor's) p
 per actor and reported with a 95 % bootstrap CI over actors, overall and by the viewpoint the probes read in each
 frame (front / side / back: the Table 3 split).
 
+Realism: the Fréchet distance (`wildactor.bench.metrics.frechet`, an FID on the probes' penultimate features)
+between each condition's clips and the real ActorWorld clips of the same shots (the renders the prompts
+describe, at the training clips' frame stride), and, as the floor, between those real clips and the same shots
+rendered with other held-out actors (real clips as a perfect model that ignores the references makes them;
+like any FID the number is biased upward for small sets, so compare within one run).
+
     python benchmarks/default_model_eval.py --actors 24 --out benchmarks/results/default_model_actorworld.json
 
 Any folder written by `export_default_model` can be judged the same way (``--model``): the ablation runs are
@@ -19,6 +25,7 @@ import argparse
 import json
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -29,13 +36,35 @@ from wildactor.bench.baselines import pasted_video
 from wildactor.bench.metrics.actorworld import build_probe_backend, chance_attribute_agreement
 from wildactor.bench.metrics.base import RefImage
 from wildactor.bench.metrics.body import VIEWS, body_consistency_actorworld
+from wildactor.bench.metrics.frechet import frechet_actorworld
 from wildactor.bench.report import bootstrap_ci
 from wildactor.default_model import DEFAULT_MODEL_DIR, write_example_actor
 from wildactor.pipeline import Reference, WildActorPipeline
-from wildactor.world import Actor
+from wildactor.world import Actor, clip_prompt, make_storyline, render_clip
 from wildactor.world.actors import attribute_fields
 
 FIRST_ACTOR = 300_000  # the probes' held-out range starts here; the model trained on ids < 400
+# The floor's real clips show actor index + this (held out, none of the judged actors) in the same shots.
+FLOOR_OFFSET = 498
+
+
+def real_clips(
+    index: int, prompts: list[str], frames: int, size: tuple[int, int], actor: int | None = None
+) -> list[np.ndarray]:
+    """The ActorWorld renders of an example actor's storyline shots (as `write_example_actor` draws it), at the
+    training data's frame stride: `frames` frames taken every 2nd of a 2 * frames - 1 frame render. With
+    `actor`, the same shots played by that actor instead."""
+    story = make_storyline(Actor.from_id(index), np.random.default_rng(0), num_shots=len(prompts))
+    shown = [clip_prompt(spec, describe=False) for spec in story.shots]
+    if shown != list(prompts):
+        raise RuntimeError(
+            f"actor {index}: storyline drifted from the example prompts ({shown} vs {prompts})"
+        )
+    who = {} if actor is None else {"actor": Actor.from_id(actor)}
+    return [
+        render_clip(replace(spec, **who, num_frames=2 * frames - 1, size=(size[1], size[0]))).frames[::2]
+        for spec in story.shots
+    ]
 
 
 def _shown(path: Path) -> str:
@@ -97,6 +126,13 @@ def main() -> None:
     pipe.set_progress_bar_config(disable=True)
     probes = build_probe_backend()
     rows = []
+    clips: dict[str, list[np.ndarray]] = {
+        "wildactor": [],
+        "no_reference": [],
+        "pasted": [],
+        "real": [],
+        "floor": [],
+    }
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         for k in range(args.actors):
@@ -113,6 +149,7 @@ def main() -> None:
                     num_frames=frames, num_inference_steps=steps, guidance_scale=guidance,
                     reference_guidance_scale=ref_guidance, seed=k,
                 )  # fmt: skip
+                clips[name] += [np.asarray(f) for f in out.frames]
                 judged = [body_consistency_actorworld(np.asarray(f), truth, probes) for f in out.frames]
                 scores[name] = float(np.mean([j.value for j in judged]))
                 pooled: dict[str, list[float]] = {v: [] for v in VIEWS}  # frames of all shots, by read view
@@ -122,6 +159,9 @@ def main() -> None:
                 scores[f"{name}_by_view"] = {v: (float(np.mean(x)) if x else None) for v, x in pooled.items()}
             pasted = pasted_video(ref_images, frames, size[1], size[0])
             scores["pasted"] = body_consistency_actorworld(pasted, truth, probes).value
+            clips["pasted"] += [pasted] * len(example["prompts"])
+            clips["real"] += real_clips(index, example["prompts"], frames, size)
+            clips["floor"] += real_clips(index, example["prompts"], frames, size, actor=index + FLOOR_OFFSET)
             rows.append({"actor_id": actor.actor_id, **scores})
             print(json.dumps(rows[-1]))
     summary = {}
@@ -140,6 +180,19 @@ def main() -> None:
                 "ci95": bootstrap_ci(values),
                 "actors": len(values),
             }
+    realism = {}
+    for name in ("wildactor", "no_reference", "pasted", "floor"):
+        fd = frechet_actorworld(clips[name], clips["real"], probes)
+        realism[name] = fd.value if not fd.is_na else f"n/a: {fd.na_reason}"
+    summary["frechet_distance"] = {
+        **realism,
+        "clips_per_set": len(clips["real"]),
+        "frames_per_clip": frames,
+        "note": (
+            "each set vs the real renders of the same shots; floor = the same shots rendered with other held-out "
+            "actors: real clips, as a perfect model that ignores the references would make them"
+        ),
+    }
     result = {
         "benchmark": "default_model_actorworld",
         "command": command_line(args),

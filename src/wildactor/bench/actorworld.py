@@ -8,6 +8,7 @@ unseen identities.
 from __future__ import annotations
 
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -206,3 +207,36 @@ def other_actor(item: BenchItem) -> str:
     idx = lo + stable_hash("noref:" + item.group) % (hi - lo)
     cand = actor_id(idx)
     return cand if cand != item.actor else actor_id(idx + 1 if idx + 1 < hi else lo)
+
+
+def run_realism(out: Path, items: list[BenchItem], probes: Any) -> dict[str, Any]:
+    """Realism of a run (`OUT/realism.json`): the Fréchet distance between its scored videos and the real clips
+    their prompts describe (`bench/metrics/frechet.py`), next to the floor: the same real clips against the
+    shots rendered with the no-reference baseline's other actors (what a perfect model that ignores the
+    references scores). Over every item of `items` scored in `out`; n/a without probes or with < 2 videos."""
+    import json
+
+    from wildactor.bench.metrics.frechet import frechet_actorworld
+    from wildactor.media import read_mp4
+
+    generated, real, floor = [], [], []
+    for item in items:
+        path = Path(out) / "items" / f"{item.item_id}.json"
+        if item.actor is None or not path.is_file():
+            continue
+        frames = read_mp4(json.loads(path.read_text())["video"])
+        n, size = len(frames), frames.shape[1]
+        generated.append(frames)
+        real.append(render_item_clip(item, num_frames=n, size=size))
+        floor.append(render_item_clip(item, other_actor(item), num_frames=n, size=size))
+    fd = frechet_actorworld(generated, real, probes)
+    base = frechet_actorworld(floor, real, probes)
+    result = {
+        "frechet_distance": fd.to_json(),
+        "floor": base.to_json(),
+        "clips": len(generated),
+        "note": "each video vs the real render of its prompt's clip; floor: the same clips played by other "
+        "held-out actors (the no-reference baseline). Biased upward for small sets: compare runs of one suite.",
+    }
+    (Path(out) / "realism.json").write_text(json.dumps(result, indent=2) + "\n")
+    return result

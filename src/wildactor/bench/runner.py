@@ -478,6 +478,10 @@ def run_bench(
     with open(out / "rejects.jsonl", "w") as f:
         for r in rejects:
             f.write(json.dumps(r) + "\n")
+    if suite.is_actorworld and scorer.probes is not None:
+        from wildactor.bench.actorworld import run_realism
+
+        run_realism(out, items, scorer.probes)  # a set-level metric: over every scored item, after each run
     return {"scored": scored, "skipped": len(items) - len(todo), "rejected": len(rejects)}
 
 

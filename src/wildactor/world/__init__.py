@@ -7,6 +7,9 @@
     clip.labels    # per frame: yaw, person box, face box, visibility
 
 Probes (torch) load on first use: ``from wildactor.world.probes import load_probes``.
+
+The modules read bottom-up, each importing only modules above it in this list (tests/test_world_imports.py):
+actors, camera, scenes; body; motions; renderer; clips; prompts, references; probes, probe_training; make; cli.
 """
 
 from wildactor.world.actors import ATTRIBUTES, NUM_IDENTITIES, Actor, actor_id

@@ -170,12 +170,6 @@ class Actor:
             raise ValueError(f"unknown actor attributes: {sorted(unknown)}")
         return replace(self, actor_id=self.actor_id + "+edit", **changes)
 
-    def describe(self) -> str:
-        """A short noun phrase for prompts: 'a tall slim person with long blonde hair, ...'."""
-        from wildactor.world.prompts import describe_actor
-
-        return describe_actor(self)
-
 
 def attribute_fields() -> tuple[str, ...]:
     """Field names of `Actor` that are identity attributes (everything but the id)."""

@@ -97,12 +97,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     rd.add_argument("--out", type=Path, required=True, help=".png (frame) or .mp4 (clip)")
 
     fv = sub.add_parser(
-        "fit-vae", help="fit the projected pixel VAE (PCA of pixel blocks) on a world's clips and references"
+        "fit-vae",
+        help="fit a codec on a world's clips and references: the projected pixel VAE (PCA of pixel blocks) "
+        "or a tiny AutoencoderKLWan (trained, resumable)",
     )
     fv.add_argument("--data", type=Path, required=True, help="folder written by `world make`")
-    fv.add_argument("--latent-channels", type=int, default=20)
-    fv.add_argument("--scale", type=int, default=4, help="pixel block size (spatial factor)")
-    fv.add_argument("--every", type=int, default=8, help="use every k-th training clip and its references")
+    fv.add_argument(
+        "--kind", choices=("pca", "wan"), default="pca", help="pca: PixelShuffleVAE; wan: AutoencoderKLWan"
+    )
+    fv.add_argument("--latent-channels", type=int, default=20, help="pca: channels kept")
+    fv.add_argument("--scale", type=int, default=4, help="pca: pixel block size (spatial factor)")
+    fv.add_argument(
+        "--every", type=int, default=None, help="use every k-th training clip (default: pca 8, wan 1)"
+    )
+    fv.add_argument("--steps", type=int, default=3000, help="wan: optimizer steps")
+    fv.add_argument("--z-dim", type=int, default=16, help="wan: latent channels")
+    fv.add_argument("--base-dim", type=int, default=16, help="wan: width of the first stage")
+    fv.add_argument("--checkpoint-every", type=int, default=100, help="wan: steps between checkpoints")
+    fv.add_argument("--threads", type=int, default=1, help="wan: torch CPU threads")
+    fv.add_argument("--seed", type=int, default=0)
+    fv.add_argument("--quiet", action="store_true", help="wan: no progress bar")
     fv.add_argument("--out", type=Path, required=True, help="diffusers folder to write (config + weights)")
 
     ft = sub.add_parser("fit-tokenizer", help="fit a word-level tokenizer on the prompts of a world")
@@ -248,7 +262,44 @@ def _cmd_render(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_fit_wan_vae(args: argparse.Namespace) -> int:
+    import torch
+
+    from wildactor.world.vae_training import (
+        WanVAEFitConfig,
+        latest_checkpoint,
+        load_world_pixels,
+        train_wan_vae,
+    )
+
+    torch.set_num_threads(args.threads)
+    try:
+        cfg = WanVAEFitConfig(
+            base_dim=args.base_dim,
+            z_dim=args.z_dim,
+            steps=args.steps,
+            checkpoint_every=args.checkpoint_every,
+            seed=args.seed,
+            every=args.every or 1,
+        )
+    except ValueError as exc:
+        raise WildActorError(str(exc)) from None
+    pixels = load_world_pixels(args.data, "train", every=cfg.every)
+    resume = latest_checkpoint(args.out)
+    print(f"{len(pixels.clips)} clips and {len(pixels.images)} reference images; "
+          + (f"resuming from {resume}" if resume else "starting from random weights"))  # fmt: skip
+    summary = train_wan_vae(cfg, pixels, args.out, progress=not args.quiet)
+    last = summary["log"][-1]
+    print(
+        f"step {last['step']}: training-crop PSNR clips {last['psnr_clip']} dB, references {last['psnr_ref']} dB"
+    )
+    print(f"wrote {args.out}")
+    return 0
+
+
 def _cmd_fit_vae(args: argparse.Namespace) -> int:
+    if args.kind == "wan":
+        return _cmd_fit_wan_vae(args)
     import numpy as np
     from PIL import Image
 
@@ -258,9 +309,10 @@ def _cmd_fit_vae(args: argparse.Namespace) -> int:
     manifest = args.data / "manifest_train.jsonl"
     if not manifest.is_file():
         raise WildActorError(f"{manifest} not found: run `wildactor world make --out {args.data}` first")
-    if args.every < 1:
+    every = 8 if args.every is None else args.every
+    if every < 1:
         raise WildActorError("--every must be >= 1")
-    records = [json.loads(line) for line in manifest.read_text().splitlines() if line.strip()][:: args.every]
+    records = [json.loads(line) for line in manifest.read_text().splitlines() if line.strip()][::every]
 
     def videos():  # (3, T, H, W) in [-1, 1]
         for rec in records:

@@ -74,8 +74,12 @@ class FrameProbe(nn.Module):
         )
         self.out = nn.ModuleDict({name: nn.Linear(256, len(classes)) for name, classes in self.heads.items()})
 
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, 3, 64, 64) -> (B, 256): the penultimate features every head reads (a realism feature space)."""
+        return self.trunk(self.features(x))
+
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        h = self.trunk(self.features(x))  # (B, 256)
+        h = self.embed(x)  # (B, 256)
         return {name: layer(h) for name, layer in self.out.items()}
 
 
@@ -143,6 +147,13 @@ class Probes:
         x = frames_to_tensor(frames)
         outs = [self.frame(x[i : i + batch_size]) for i in range(0, len(x), batch_size)]
         return {k: torch.cat([o[k] for o in outs]) for k in outs[0]}
+
+    @torch.no_grad()
+    def frame_features(self, frames: np.ndarray, batch_size: int = 256) -> np.ndarray:
+        """Penultimate frame-probe features of (N, H, W, 3) uint8 frames: (N, 256) float64."""
+        x = frames_to_tensor(frames)
+        feats = [self.frame.embed(x[i : i + batch_size]) for i in range(0, len(x), batch_size)]
+        return torch.cat(feats).double().numpy()
 
     def predict_attributes(self, frames: np.ndarray) -> list[dict[str, str]]:
         """Identity attributes of the actor in each frame ((H, W, 3) or (N, H, W, 3) uint8)."""

@@ -50,6 +50,9 @@ class _MemoFrameProbe:
             self._key, self._out = key, self.module(x)
         return self._out
 
+    def embed(self, x: Any) -> Any:
+        return self.module.embed(x)
+
 
 def memoized_probes(probes: Any) -> Any:
     """The same probes, with the frame probe's last forward pass reused for an identical input."""
