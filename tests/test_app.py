@@ -298,3 +298,41 @@ def test_app_command_errors_are_one_line(tmp_path, capsys):
     assert err.startswith("error: model folder not found") and err.count("\n") == 1
     assert main(["app", "--port", "70000"]) == 2
     assert "--port must be in 1..65535" in capsys.readouterr().err
+
+
+def test_the_app_command_serves_until_sigterm_and_removes_its_folder(tmp_path):
+    import re
+    import signal
+    import subprocess
+    import sys
+
+    port = _free_port()
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "wildactor.cli", "app", "--port", str(port), "--device", "cpu"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
+    try:
+        lines = []
+        deadline = time.time() + 240
+        while time.time() < deadline:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            lines.append(line)
+            if line.startswith("serving on"):
+                break
+        text = "".join(lines)
+        assert f"serving on http://127.0.0.1:{port}" in text, text
+        root = Path(re.search(r"uploads and outputs: (\S+)", text).group(1))
+        assert root.is_dir() and _status_code(f"http://127.0.0.1:{port}/") == 200
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0
+        assert not root.exists()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

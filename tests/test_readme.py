@@ -30,5 +30,5 @@ def test_readme_python_example_runs_as_written(index, tmp_path, monkeypatch, cap
     code = runnable_blocks()[index]
     exec(compile(code, f"README.md python block {index + 1}", "exec"), {"__name__": "__readme__"})
     printed = capsys.readouterr().out
-    for comment in re.findall(r"# .*?: (\[\(.*\)\])$", code, re.M):  # "# ...: [(5, 64, 64, 3), ...]"
+    for comment in re.findall(r"^# .*?: (\[\(.*\)\])$", code, re.M):  # "# ...: [(5, 64, 64, 3), ...]"
         assert comment in printed

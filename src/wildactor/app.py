@@ -63,7 +63,11 @@ def main(args: argparse.Namespace) -> int:
     server = AppServer(loaded)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # a plain kill still runs the cleanup below
     try:
-        server.launch(args.host, args.port, block=True)
+        url = server.launch(args.host, args.port)
+        print(f"model: {loaded.info['description']}")
+        print(f"uploads and outputs: {server.root} (deleted when the server stops)")
+        print(f"serving on {url} (Ctrl+C to stop)", flush=True)
+        server.demo.block_thread()
     finally:
         server.close()
     return 0
@@ -521,8 +525,9 @@ class AppServer:
         self.demo = demo
         return demo
 
-    def launch(self, host: str = "127.0.0.1", port: int = 7860, block: bool = False) -> str:
-        """Serve the page; returns its URL. Gradio's upload cache is this server's own folder."""
+    def launch(self, host: str = "127.0.0.1", port: int = 7860) -> str:
+        """Serve the page from a background thread; returns its URL. Gradio's upload cache is this server's own
+        folder."""
         import gradio as gr
 
         self._previous_temp_dir = os.environ.get("GRADIO_TEMP_DIR")
@@ -537,7 +542,7 @@ class AppServer:
             demo.launch(
                 server_name=host,
                 server_port=port,
-                prevent_thread_lock=not block,
+                prevent_thread_lock=True,
                 max_file_size=MAX_UPLOAD_BYTES,
                 show_error=False,
                 quiet=True,
