@@ -396,15 +396,18 @@ def build_latent_cache(
     root = manifest.parent
     key = _cache_key(manifest, spec, encoder_id, seed, text_dtype)
     index_path = cache_dir / "index.json"
+    text_length = None
     if index_path.is_file():
         old = json.loads(index_path.read_text())
         if {k: old.get(k) for k in key} != key:
             raise WildActorError(
                 f"latent cache {cache_dir} was built for other settings; delete it or pick a new dir"
             )
+        text_length = old.get("text_length")
     cache_dir.mkdir(parents=True, exist_ok=True)
     num_shards = (len(records) + shard_size - 1) // shard_size
-    text_length = int(encoder.encode_text([""]).shape[1])  # what reading pads back to
+    if text_length is None:  # what reading pads back to (a finished cache is never re-encoded)
+        text_length = int(encoder.encode_text([""]).shape[1])
     index_path.write_text(
         json.dumps(
             {**key, "num_records": len(records), "shard_size": shard_size, "text_length": text_length},
