@@ -40,7 +40,7 @@ def test_wildactor_official_standin_round_trip_is_bitwise(trained, tmp_path):
     tensors, back_meta = read_lora_file(back)
     _assert_same_tensors(original, tensors)
     assert back_meta == meta
-    assert back.read_bytes() == path.read_bytes()  # the very same file
+    # (Not the file bytes: safetensors writes metadata in hash-map order, which differs from process to process.)
     o, _ = read_lora_file(official)
     s, _ = read_lora_file(standin)
     assert "blocks.1.self_attn.k.lora_B.weight" in o and "blocks.1.self_attn.v_loras.down.weight" in s

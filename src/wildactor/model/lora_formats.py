@@ -148,7 +148,7 @@ def convert_lora(
             value = (value.float() * (alpha / rank)).to(value.dtype)
         out[_key(to, block, proj, role)] = value
 
-    # The layout fields first, in `save_reference_lora`'s order, so a round trip writes the same header bytes.
+    # The layout fields first, in `save_reference_lora`'s order.
     meta = {"format": WILDACTOR_FORMAT} if to == "wildactor" else {}
     meta.update(
         rank=str(rank),
