@@ -224,7 +224,10 @@ def run_realism(out: Path, items: list[BenchItem], probes: Any) -> dict[str, Any
         path = Path(out) / "items" / f"{item.item_id}.json"
         if item.actor is None or not path.is_file():
             continue
-        frames = read_mp4(json.loads(path.read_text())["video"])
+        video = Path(json.loads(path.read_text())["video"])
+        if not video.is_file():  # scored in an earlier run whose video was removed since: not part of the set
+            continue
+        frames = read_mp4(video)
         n, size = len(frames), frames.shape[1]
         generated.append(frames)
         real.append(render_item_clip(item, num_frames=n, size=size))
