@@ -26,10 +26,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--cpu", action="store_true", help="run on the CPU even where CUDA is available")
+    parser.add_argument(
+        "--estimate-memory",
+        action="store_true",
+        help="print the per-GPU memory of this config (weights, optimizer, activations) and exit; no weights needed",
+    )
+    parser.add_argument(
+        "--num-processes",
+        type=int,
+        default=None,
+        help="processes (GPUs) for --estimate-memory's DDP/FSDP rows (default: WORLD_SIZE, else 1)",
+    )
 
 
 def main(args: argparse.Namespace) -> int:
     cfg = TrainConfig.from_yaml(args.config, args.set)
+    if args.estimate_memory:
+        from wildactor.train.memory import estimate_memory, format_estimate
+
+        n = args.num_processes or int(os.environ.get("WORLD_SIZE", "1"))
+        print(format_estimate(estimate_memory(cfg, num_processes=n)))
+        return 0
+    if args.num_processes is not None:
+        raise WildActorError("--num-processes is for --estimate-memory (a launch sets the process count)")
     if args.max_steps is not None and args.max_steps < 1:
         raise WildActorError("--max-steps must be >= 1")
     result = train(cfg, resume=args.resume, max_steps=args.max_steps, output_dir=args.output_dir,
