@@ -11,7 +11,7 @@ from safetensors.torch import save_file
 from wildactor.cli import main as cli_main
 from wildactor.default_model import build_tiny_pipeline, synthetic_example_actor
 from wildactor.errors import WildActorError
-from wildactor.model.lora_formats import convert_lora_file, detect_lora_format, read_lora_file
+from wildactor.lora_formats import convert_lora_file, detect_lora_format, read_lora_file
 from wildactor.pipeline import WildActorPipeline
 
 

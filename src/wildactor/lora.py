@@ -1,6 +1,6 @@
 """`wildactor lora convert IN OUT --to official|standin|wildactor`: reference-LoRA files other tools read.
 
-The layouts are described in `wildactor.model.lora_formats`; conversion renames keys only (bitwise round trips).
+The layouts are described in `wildactor.lora_formats`; conversion renames keys only (bitwise round trips).
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import argparse
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from wildactor.model.lora_formats import FORMATS
+    from wildactor.lora_formats import FORMATS
 
     sub = parser.add_subparsers(dest="lora_command", metavar="ACTION", required=True)
     convert = sub.add_parser(
@@ -25,7 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from wildactor.model.lora_formats import convert_lora_file, detect_lora_format, read_lora_file
+    from wildactor.lora_formats import convert_lora_file, detect_lora_format, read_lora_file
 
     out = convert_lora_file(args.input, args.output, args.to, args.source_format)
     tensors, meta = read_lora_file(out)

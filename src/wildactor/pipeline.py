@@ -654,7 +654,7 @@ class WildActorPipeline(DiffusionPipeline, WanLoraLoaderMixin):
         stream, which runs the same projections plus the reference LoRA. A reference LoRA (any layout `wildactor
         lora convert` reads) is refused: it belongs to the reference stream only (`from_pretrained(lora=...)`).
         """
-        from wildactor.model.lora_formats import is_reference_lora
+        from wildactor.lora_formats import is_reference_lora
 
         source = pretrained_model_name_or_path_or_dict
         what = is_reference_lora(source, kwargs.get("weight_name"))
@@ -673,7 +673,7 @@ def load_any_reference_lora(
     metadata names (None if it names none)."""
     import tempfile
 
-    from wildactor.model.lora_formats import (
+    from wildactor.lora_formats import (
         convert_lora_file,
         detect_lora_format,
         read_lora_file,

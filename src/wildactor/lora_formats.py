@@ -21,11 +21,12 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from wildactor.errors import WildActorError
+
+if TYPE_CHECKING:  # `wildactor lora --help` must not import torch
+    import torch
 
 FORMATS: tuple[str, ...] = ("wildactor", "official", "standin")
 WILDACTOR_FORMAT = "wildactor-reference-lora"  # the metadata `format` of a wildactor-layout file
