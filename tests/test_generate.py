@@ -364,3 +364,41 @@ def test_loading_a_model_prints_no_weight_loading_bar(model_dir, capsys):
     load_model(model_dir, device="cpu")  # ... generate, the app and bench load through the quiet one
     assert "Loading weights" not in capsys.readouterr().err
     assert hf_logging.is_progress_bar_enabled()  # and leave the setting as it was
+
+
+def test_image_to_video_on_the_embedded_model_starts_from_the_image_and_chains(tmp_path, capsys):
+    """`--image F.png --chain`: shot 1's first frame is the VAE's reconstruction of the image (measured PSNR), each
+    next shot starts from the previous shot's last frame, and settings.json records both."""
+    from skimage import data
+
+    from wildactor.default_model import load_default_model
+    from wildactor.media import fit_image
+    from wildactor.pipeline import load_rgb
+
+    model = load_default_model()
+    width, height = model.defaults["size"]
+    image = tmp_path / "first.png"
+    Image.fromarray(data.astronaut()).save(image)
+    out = tmp_path / "i2v"
+    code = cli_main(
+        ["generate", "--image", str(image), "--chain", "--prompt", model.example_prompts[0], "--prompt",
+         model.example_prompts[1], "--steps", "4", "-o", str(out)]
+    )  # fmt: skip
+    assert code == 0, capsys.readouterr().err
+    settings = json.loads((out / "settings.json").read_text())["generation"]
+    assert settings["image"]["path"] == str(image.resolve()) and settings["chain"] is True
+    pipe = model.pipeline
+    fitted = np.asarray(fit_image(load_rgb(str(image)), width, height, "cover"))
+    decoded = pipe.decode_latents(pipe.encode_first_frame(fitted, height, width))[0, :, 0]  # (3, H, W)
+    round_trip = ((decoded + 1) * 127.5).round().clamp(0, 255).byte().permute(1, 2, 0).numpy()
+
+    def psnr(a, b):
+        return 10 * np.log10(255.0**2 / np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+
+    first, second = read_mp4(out / "shot_01.mp4"), read_mp4(out / "shot_02.mp4")
+    # The MP4's frame 0 is the codec's round trip of the image up to H.264 loss; frame 0 of an unrelated
+    # generation is far from it.
+    assert psnr(first[0], round_trip) > 30, psnr(first[0], round_trip)
+    assert psnr(first[0], fitted) > 20
+    assert psnr(second[0], first[-1]) > 25  # shot 2 starts where shot 1 ended
+    assert psnr(second[0], round_trip) < psnr(first[0], round_trip)

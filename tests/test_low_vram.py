@@ -30,13 +30,7 @@ def plain_frames() -> np.ndarray:
     [
         "none",
         "model",
-        pytest.param(
-            "sequential",
-            marks=pytest.mark.skip(
-                reason="needs the block restructure (issue 14): the transformer reads blocks[i].scale_shift_table "
-                "outside WanTransformerBlock.forward, so accelerate's per-module hooks leave it on 'meta'"
-            ),
-        ),
+        "sequential",
         "group",
     ],
 )

@@ -61,10 +61,18 @@ class GenerationRequest:
     fps: int | None = None
     guidance_scale: float | None = None
     reference_guidance_scale: float | None = None
-    negative_prompt: str = ""
+    negative_prompt: str | None = (
+        None  # None: the model's own (Wan's default for a stock Wan folder, "" for ours)
+    )
     max_sequence_length: int | None = None
     device: str = "auto"
     example_references: bool = True
+    image: str | os.PathLike[str] | None = None  # first frame of shot 1 (image-to-video)
+    chain: bool = False  # each next shot starts from the previous shot's last frame
+    reference_fit: str | None = None  # "pad" | "stretch"; default the model's
+    offload: str = "none"  # "none" | "model" | "sequential" | "group"
+    vae_tiling: bool = False
+    weights: str | None = None  # "int8" | "fp8" transformer weights (optimum-quanto)
 
 
 @dataclass
@@ -174,11 +182,44 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="extra guidance towards the references, a third branch without them (default: the model folder's "
         f"generate_defaults.json, else none; the embedded model uses {embedded.get('reference_guidance_scale')})",
     )
-    parser.add_argument("--negative-prompt", default="", help="negative prompt (default empty)")
+    parser.add_argument(
+        "--negative-prompt",
+        help="negative prompt (default: the model's own: Wan's default for a stock Wan2.2 folder, empty for "
+        "WildActor folders and the embedded model, which were trained with it empty)",
+    )
     parser.add_argument(
         "--max-sequence-length", type=int, help="text length (default: the model's, 512 for Wan)"
     )
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="default: auto")
+    parser.add_argument(
+        "--image",
+        metavar="PATH",
+        help="first frame of the first shot (image-to-video, Wan2.2 TI2V: its latent frame is kept clean)",
+    )
+    parser.add_argument(
+        "--chain",
+        action="store_true",
+        help="start each next shot from the previous shot's last frame (the 'T2V -> I2V' narrative)",
+    )
+    parser.add_argument(
+        "--reference-fit",
+        choices=("pad", "stretch"),
+        help="fit references into the frame with white padding or by stretching (default: the model's, as trained)",
+    )
+    parser.add_argument(
+        "--offload",
+        choices=("none", "model", "sequential", "group"),
+        default="none",
+        help="low VRAM: diffusers' model / sequential / group offloading (default none)",
+    )
+    parser.add_argument(
+        "--vae-tiling", action="store_true", help="low VRAM: decode (and encode) in VAE tiles"
+    )
+    parser.add_argument(
+        "--weights",
+        choices=("int8", "fp8"),
+        help="low VRAM: 8-bit transformer weights through optimum-quanto (the reference LoRA stays as it is)",
+    )
 
 
 def _embedded_defaults() -> dict[str, Any]:
@@ -236,6 +277,12 @@ def main(args: argparse.Namespace) -> int:
         max_sequence_length=args.max_sequence_length,
         device=args.device,
         example_references=not args.no_example_refs,
+        image=args.image,
+        chain=args.chain,
+        reference_fit=args.reference_fit,
+        offload=args.offload,
+        vae_tiling=args.vae_tiling,
+        weights=args.weights,
     )
     run_generation(request)
     return 0
@@ -373,12 +420,18 @@ def resolve_settings(
 
 
 def load_model(
-    model: str | os.PathLike[str] | None, lora: str | os.PathLike[str] | None = None, device: str = "auto"
+    model: str | os.PathLike[str] | None,
+    lora: str | os.PathLike[str] | None = None,
+    device: str = "auto",
+    offload: str = "none",
+    vae_tiling: bool = False,
+    weights: str | None = None,
 ) -> LoadedModel:
-    """The pipeline of a local folder (``model``) or the embedded default (None), with ``lora`` loaded."""
+    """The pipeline of a local folder (``model``) or the embedded default (None), with ``lora`` loaded and the
+    low-VRAM options applied (8-bit ``weights``, then ``offload``, then ``vae_tiling``)."""
     import torch
 
-    from wildactor.pipeline import WildActorPipeline
+    from wildactor.pipeline import WildActorPipeline, load_any_reference_lora
 
     if lora is not None and not Path(lora).is_file():
         raise WildActorError(f"reference LoRA file not found: {lora}")
@@ -391,7 +444,7 @@ def load_model(
             default = load_default_model()
             pipe = default.pipeline
             if lora is not None:
-                pipe.transformer.load_reference_lora(lora)
+                load_any_reference_lora(pipe.transformer, lora)  # WildActor, official or Stand-In layout
             info = {"path": None, "description": default.description, "random_weights": default.is_random}
             loaded = LoadedModel(
                 pipe,
@@ -407,7 +460,17 @@ def load_model(
             info = {"path": str(Path(model).resolve()), "description": "local model folder"}
             info["random_weights"] = False
             loaded = LoadedModel(pipe, info, folder_defaults(model), None if lora is None else str(lora))
-    pipe.to(torch_device)
+    try:
+        if weights is not None:
+            pipe.quantize_transformer(weights)
+        if vae_tiling:
+            pipe.enable_vae_tiling()
+    except ValueError as exc:
+        raise WildActorError(str(exc)) from None
+    if offload == "none":
+        pipe.to(torch_device)
+    else:
+        pipe.enable_offload(offload, device=torch_device)
     return loaded
 
 
@@ -451,6 +514,12 @@ def run_generation(
     for ref in references:
         if isinstance(ref.image, (str, os.PathLike)):
             load_image(ref.image)  # missing, unreadable or unsupported: fail now, before loading any model
+    if request.image is not None:
+        load_image(request.image)
+    if request.chain and len(prompts) == 1:
+        raise WildActorError(
+            "--chain needs at least two prompts (each next shot starts from the previous one)"
+        )
     if request.lora is not None and not Path(request.lora).is_file():
         raise WildActorError(f"reference LoRA file not found: {request.lora}")
     out_dir = check_output_folder(request.output)
@@ -467,7 +536,7 @@ def run_generation(
         tokenizer = _load_tokenizer(request.model)
     else:
         if loaded is None:
-            loaded = load_model(None, request.lora, request.device)
+            loaded = load_model(None, request.lora, request.device, *_low_vram(request))
             log(f"model: {loaded.info['description']}")
         size_multiple, temporal = loaded.size_multiple, loaded.temporal_factor
         defaults, tokenizer = loaded.defaults, loaded.pipeline.tokenizer
@@ -490,10 +559,14 @@ def run_generation(
         + f", {len(prompts)} shot{'s' * (len(prompts) != 1)}"
     )
     if loaded is None:
-        loaded = load_model(request.model, request.lora, request.device)
+        loaded = load_model(request.model, request.lora, request.device, *_low_vram(request))
     return _generate(
         request, loaded, prompts, references, settings, out_dir, started, unknown, log, on_shot, progress_bar
     )
+
+
+def _low_vram(request: GenerationRequest) -> tuple[str, bool, str | None]:
+    return request.offload, request.vae_tiling, request.weights
 
 
 def _load_tokenizer(model_dir: str | os.PathLike[str]) -> Any:
@@ -534,7 +607,9 @@ def _generate(
         else {"path": str(Path(loaded.lora).resolve()), "sha256": file_sha256(loaded.lora)},
         "references": [_describe_reference(r) for r in references],
         "prompts": prompts,
-        "negative_prompt": request.negative_prompt,
+        "negative_prompt": pipe.config.negative_prompt
+        if request.negative_prompt is None
+        else request.negative_prompt,
         "steps": s.steps,
         "seed": request.seed,
         "shot_seeds": [request.seed + i for i in range(len(prompts))],
@@ -546,6 +621,13 @@ def _generate(
         "reference_guidance_scale": s.ref_guidance,
         "max_sequence_length": text_length,
         "reference_size": list(request.ref_size or (s.width, s.height)),
+        "reference_fit": request.reference_fit or pipe.config.reference_fit,
+        "image": None
+        if request.image is None
+        else {"path": str(Path(request.image).resolve()), "sha256": file_sha256(request.image)},
+        "chain": request.chain,
+        "weights": request.weights,
+        "vae_tiling": request.vae_tiling,
         "scheduler": {"class": type(pipe.scheduler).__name__, **_scheduler_shift(pipe.scheduler)},
     }
     if unknown is not None:
@@ -560,6 +642,7 @@ def _generate(
         "device": str(pipe._execution_device),
         "transformer_dtype": str(pipe.transformer.dtype).replace("torch.", ""),
         "wildactor_version": _version(),
+        "offload": request.offload,
     }
     _write_json(out_dir / SETTINGS_FILE, {"status": "running", "generation": generation, "runtime": runtime})
 
@@ -591,6 +674,9 @@ def _generate(
             max_sequence_length=text_length,
             on_shot_end=save_shot,
             keep_frames=False,
+            image=_shot_images(request, todo),
+            chain=request.chain,
+            reference_fit=request.reference_fit,
         )
         reference_images = result.reference_images
     if reference_images is None:
@@ -623,6 +709,26 @@ def _generate(
         len(prompts) - len(todo),
         unknown,
     )
+
+
+def _shot_images(request: GenerationRequest, todo: list[int]) -> list[Any] | None:
+    """The first-frame image of each shot still to render: --image for shot 1; with --chain a resumed shot k > 1
+    starts from the last frame of shot k - 1 as written (its MP4)."""
+    if request.image is None and not request.chain:
+        return None
+    from wildactor.media import read_mp4
+    from wildactor.pipeline import last_frame
+
+    images: list[Any] = []
+    for k, shot in enumerate(todo):
+        if shot == 0:
+            images.append(request.image)
+        elif request.chain and (k == 0 or todo[k - 1] != shot - 1):  # the previous shot is not in this call
+            previous = Path(request.output) / f"shot_{shot:02d}.mp4"
+            images.append(last_frame(read_mp4(previous)))
+        else:
+            images.append(None)  # None + chain: the pipeline takes the previous shot's last decoded frame
+    return images
 
 
 def _bar_safe(log: Callable[[str], None], text: str) -> None:

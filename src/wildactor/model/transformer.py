@@ -367,12 +367,13 @@ class WildActorTransformer3DModel(WanTransformer3DModel):
             "omitted": f"{LORA_PREFIX}{last}.to_q (the last block's reference queries are never used)",
         }
 
-    def save_reference_lora(self, path: str | Path) -> Path:
-        """Write the reference LoRA as safetensors (keys prefixed `reference_lora.`) plus a JSON beside it."""
+    def save_reference_lora(self, path: str | Path, extra_metadata: dict[str, str] | None = None) -> Path:
+        """Write the reference LoRA as safetensors (keys prefixed `reference_lora.`) plus a JSON beside it;
+        ``extra_metadata`` (e.g. the training's ``reference_fit``) joins the file's metadata."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         tensors = {k: v.detach().to("cpu").contiguous() for k, v in self.reference_lora_state_dict().items()}
-        meta = self._lora_metadata()
+        meta = {**self._lora_metadata(), **(extra_metadata or {})}
         tmp = path.with_name(path.name + ".tmp")
         save_file(tensors, str(tmp), metadata=meta)
         tmp.replace(path)

@@ -99,12 +99,14 @@ def save_checkpoint(
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     full = snapshot["model"]
+    # The fit the references were trained with travels with the LoRA, so generation uses the same one.
+    lora_meta = {**model._lora_metadata(), "reference_fit": state["config"]["data"]["reference_fit"]}
     if full is None:
-        model.save_reference_lora(tmp / "reference_lora.safetensors")
+        model.save_reference_lora(tmp / "reference_lora.safetensors", lora_meta)
     else:  # gathered weights (FSDP shards them): same file format as save_reference_lora
         lora = {k: v.contiguous() for k, v in reference_lora_file_tensors(full).items()}
-        save_file(lora, str(tmp / "reference_lora.safetensors"), metadata=model._lora_metadata())
-        (tmp / "reference_lora.json").write_text(json.dumps(model._lora_metadata(), indent=2) + "\n")
+        save_file(lora, str(tmp / "reference_lora.safetensors"), metadata=lora_meta)
+        (tmp / "reference_lora.json").write_text(json.dumps(lora_meta, indent=2) + "\n")
     if (
         state["trainable"] == "all"
     ):  # the checkpoint is a complete pipeline folder: trained transformer + links
@@ -123,7 +125,7 @@ def save_checkpoint(
             {n: e.detach().cpu().contiguous() for n, e in zip(ema_keys(trainable_names, state), ema)},
             str(tmp / "ema.safetensors"),
             # LoRA-only runs: the EMA file is itself a reference LoRA (`load_reference_lora` reads it).
-            metadata=model._lora_metadata() if state["trainable"] == "lora" else None,
+            metadata=lora_meta if state["trainable"] == "lora" else None,
         )
     rng = {"torch_cpu": torch.get_rng_state()}
     if torch.cuda.is_available():

@@ -57,6 +57,9 @@ class DataConfig:
     frame_stride: int = 1
     ref_height: int | None = None  # None: the video's size, as the pipeline fits references at sampling time
     ref_width: int | None = None
+    # How references are fitted into (ref_height, ref_width): "pad" (white padding, proportions kept; the shipped
+    # model) or "stretch" (the official release). Generation must use the same (`--reference-fit`).
+    reference_fit: str = "pad"
     batch_size: int = 1
     num_workers: int = 0
     check_files: bool = True
@@ -80,6 +83,8 @@ class DataConfig:
                 raise ValueError(f"data.{name} must be >= 1, got {getattr(self, name)}")
         if self.num_workers < 0 or self.toy_clips < 0 or self.cache_shard_size < 1:
             raise ValueError("data.num_workers and data.toy_clips must be >= 0, data.cache_shard_size >= 1")
+        if self.reference_fit not in ("pad", "stretch"):
+            raise ValueError(f"data.reference_fit must be 'pad' or 'stretch', got {self.reference_fit!r}")
 
 
 @dataclass(frozen=True)

@@ -65,8 +65,9 @@ def build_dataset(
     d, s = cfg.data, cfg.sampler
     sampler = build_sampler(s.kind, s.delta_deg, s.gamma, s.num_face, s.num_body)
     spec = ClipSpec(
-        d.num_frames, d.height, d.width, d.frame_stride, d.ref_height or d.height, d.ref_width or d.width
-    )
+        d.num_frames, d.height, d.width, d.frame_stride, d.ref_height or d.height, d.ref_width or d.width,
+        d.reference_fit,
+    )  # fmt: skip
     if d.cache_dir is None:
         return ActorClipDataset(records, manifest.parent, sampler, spec, seed=cfg.seed)
     if accelerator.is_main_process:
