@@ -393,3 +393,24 @@ def test_learning_rate_warms_up_holds_and_decays_to_zero_at_max_steps():
     assert learning_rate(50, 2.0, ScheduleConfig(max_steps=100)) == 2.0
     with pytest.raises(ValueError, match="decay_steps"):
         ScheduleConfig(max_steps=10, decay_steps=11)
+
+
+def test_first_frame_conditioning_keeps_frame_zero_clean_at_timestep_zero_and_out_of_the_loss(tmp_path):
+    from wildactor.train.loss import first_frame_condition
+
+    z0, zt = torch.randn(2, 4, 3, 4, 4), torch.randn(2, 4, 3, 4, 4)
+    mask = torch.tensor([True, False])
+    cond, timestep = first_frame_condition(zt, z0, torch.tensor([800.0, 300.0]), mask, (1, 2, 2))
+    assert torch.equal(cond[0, :, 0], z0[0, :, 0]) and torch.equal(cond[0, :, 1:], zt[0, :, 1:])
+    assert torch.equal(cond[1], zt[1])  # the other sample is text-to-video as before
+    assert timestep.shape == (2, 3 * 2 * 2)
+    assert timestep[0, :4].eq(0).all() and timestep[0, 4:].eq(800).all() and timestep[1].eq(300).all()
+
+    cfg = tiny_config(batch_size=2)
+    cfg = dataclasses.replace(cfg, schedule=dataclasses.replace(cfg.schedule, first_frame_probability=1.0))
+    result = train(cfg, max_steps=2, output_dir=tmp_path / "i2v", show_progress=False, cpu=True)
+    assert all(torch.isfinite(torch.tensor(result.losses)))
+    plain = train(
+        tiny_config(batch_size=2), max_steps=2, output_dir=tmp_path / "t2v", show_progress=False, cpu=True
+    )
+    assert result.losses[0] != plain.losses[0]  # the same samples, now with frame 0 given and not scored

@@ -95,11 +95,13 @@ def flow_loss(
     t: torch.Tensor,
     weighting: str = "uniform",
     channel_weights: torch.Tensor | None = None,
+    sample_scale: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Scalar loss mean_b[ w(t_b) * mean(||v_b - (eps_b - z0_b)||^2) ], computed in fp32.
 
     ``channel_weights`` (C,), if given, weight the squared error of each latent channel (axis 1), e.g.
-    `raw_latent_channel_weights` to measure the error in the VAE's unnormalised latent space.
+    `raw_latent_channel_weights` to measure the error in the VAE's unnormalised latent space. ``sample_scale``
+    (B,) multiplies each sample's mean, e.g. to average over the frames that count when some are excluded.
     """
     err = (prediction.float() - velocity_target(z0.float(), noise.float())) ** 2
     if channel_weights is not None:
@@ -107,6 +109,8 @@ def flow_loss(
             raise ValueError(f"{channel_weights.numel()} channel weights for {err.shape[1]} latent channels")
         err = err * channel_weights.float().to(err.device).view(1, -1, *([1] * (err.ndim - 2)))
     per_sample = err.reshape(err.shape[0], -1).mean(dim=1)  # (B,)
+    if sample_scale is not None:
+        per_sample = per_sample * sample_scale.float().to(per_sample.device)
     return (loss_weight(t.float(), weighting) * per_sample).mean()
 
 

@@ -142,6 +142,9 @@ class ScheduleConfig:
     # without references). The paper's recipe leaves both at 0.
     text_dropout: float = 0.0
     reference_dropout: float = 0.0
+    # Image-to-video as Wan2.2 TI2V trains it: per sample with this probability, the first latent frame stays
+    # clean (timestep 0 on its tokens) and is left out of the loss, so one model serves `--image` and text alone.
+    first_frame_probability: float = 0.0
 
     def __post_init__(self) -> None:
         from wildactor.diffusion.flow import LOSS_WEIGHTINGS, TIMESTEP_SAMPLERS
@@ -160,6 +163,8 @@ class ScheduleConfig:
             raise ValueError("schedule.loss_space must be 'normalised' or 'raw_latent'")
         if not (0.0 <= self.text_dropout < 1.0 and 0.0 <= self.reference_dropout < 1.0):
             raise ValueError("schedule.text_dropout and schedule.reference_dropout must be in [0, 1)")
+        if not 0.0 <= self.first_frame_probability <= 1.0:
+            raise ValueError("schedule.first_frame_probability must be in [0, 1]")
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,13 @@ def flow_matching_loss(
     import torch
 
     from wildactor.data.dataset import seed_for
-    from wildactor.diffusion.flow import flow_loss, model_timestep, noisy_latents, sample_timesteps
+    from wildactor.diffusion.flow import (
+        flow_loss,
+        model_timestep,
+        noisy_latents,
+        sample_timesteps,
+        velocity_target,
+    )
 
     sc = cfg.schedule
     if "video_latents" in batch:
@@ -54,16 +60,50 @@ def flow_matching_loss(
         and _coin(seed_for(cfg.seed, positions[0], 5), sc.reference_dropout)
     ):
         types = None  # one reference count per batch: the whole batch goes without
+    timestep = model_timestep(t, sc.num_train_timesteps)  # (B,)
+    first = None
+    if sc.first_frame_probability > 0:
+        first = torch.tensor(
+            [_coin(seed_for(cfg.seed, p, 6), sc.first_frame_probability) for p in positions], device=device
+        )  # (B,) bool: these samples are image-to-video
+        if first.any():
+            zt, timestep = first_frame_condition(zt, z0, timestep, first, model_patch_size(model))
     pred = model(
-        zt, model_timestep(t, sc.num_train_timesteps), text,
-        reference_latents=refs if types else None, reference_types=types,
+        zt, timestep, text, reference_latents=refs if types else None, reference_types=types,
     ).sample  # fmt: skip
     weights = None
     if sc.loss_space == "raw_latent":
         from wildactor.diffusion.flow import raw_latent_channel_weights
 
         weights = raw_latent_channel_weights(encoder.vae.config.latents_std)
+    if first is not None and first.any():  # the clean first frame is given, not predicted: no loss on it
+        keep = torch.ones_like(z0[:, :1, :, :1, :1])  # (B, 1, F, 1, 1)
+        keep[first, :, 0] = 0.0
+        frames = keep.sum(dim=2, keepdim=True)  # (B, 1, 1, 1, 1): frames that count, per sample
+        scale = z0.shape[2] / frames
+        pred = torch.where(keep.bool(), pred, velocity_target(z0, noise).to(pred.dtype))
+        return flow_loss(pred, z0, noise, t, sc.loss_weighting, weights, sample_scale=scale.flatten())
     return flow_loss(pred, z0, noise, t, sc.loss_weighting, weights)
+
+
+def model_patch_size(model) -> tuple[int, int, int]:
+    """The transformer's patch size through any wrapper (DDP, FSDP)."""
+    inner = getattr(model, "module", model)
+    return tuple(inner.config.patch_size)
+
+
+def first_frame_condition(zt, z0, timestep, mask, patch_size):
+    """Wan2.2 TI2V's image-to-video sample: for samples in ``mask`` the first latent frame of ``zt`` is the clean
+    ``z0`` frame and its tokens get timestep 0; per-token timesteps (B, F'*H'*W') for the whole batch."""
+
+    p_t, p_h, p_w = patch_size
+    b, _, f, h, w = zt.shape
+    grid = (f // p_t, h // p_h, w // p_w)
+    zt = zt.clone()
+    zt[mask, :, :p_t] = z0[mask, :, :p_t].to(zt.dtype)
+    per_token = timestep.view(b, 1, 1, 1).expand(b, *grid).clone()  # (B, F', H', W')
+    per_token[mask, 0] = 0.0
+    return zt, per_token.flatten(1)  # (B, S)
 
 
 def learning_rate(step: int, base: float, schedule: ScheduleConfig) -> float:
