@@ -399,6 +399,14 @@ def format_estimate(est: MemoryEstimate) -> str:
         )
     lines += [
         "FSDP shards weights, gradients and optimizer state over the processes, not activations.",
+        *(
+            [
+                f"{est.compute_dtype} autocast emulated (it has no meta backend): weights in {est.compute_dtype} except"
+                " the fp32 islands."
+            ]
+            if est.compute_dtype != "float32"
+            else []
+        ),
         f"Assumes {_FLASH_NOTE}. Allocator fragmentation, CUDA context (~0.5-1 GiB) and temporaries of backward "
         "are not included.",
     ]
