@@ -91,9 +91,13 @@ def _batch(cfg, tc, video: tuple[int, int, int], ref: tuple[int, int]) -> dict:
 
 
 def _step(transformer, optimizer, batch: dict, cfg) -> None:
+    import torch
+
     from wildactor.train.loss import flow_matching_loss
 
-    loss = flow_matching_loss(transformer, None, batch, cfg, "cpu")
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.precision.mixed_precision)
+    with torch.autocast("cpu", dtype=dtype, enabled=dtype is not None):  # as accelerate's mixed precision
+        loss = flow_matching_loss(transformer, None, batch, cfg, "cpu")
     loss.backward()
     optimizer.step()
 
@@ -116,8 +120,11 @@ def main() -> None:
     from wildactor.train.memory import estimate_memory
 
     rows = []
-    for ckpt in (False, True):
-        sets = TINY_SETS + [f"model.gradient_checkpointing={str(ckpt).lower()}"]
+    for ckpt, mixed in ((False, "no"), (True, "no"), (False, "bf16")):  # bf16: CPU autocast in the step
+        sets = TINY_SETS + [
+            f"model.gradient_checkpointing={str(ckpt).lower()}",
+            f"precision.mixed_precision='{mixed}'",  # quoted: YAML reads a bare no as false
+        ]
         est = estimate_memory(TrainConfig.from_yaml(ROOT / "configs/tiny.yaml", sets))
         acts = est.activations.with_checkpointing if ckpt else est.activations.without_checkpointing
         predicted = acts + est.gradient_bytes + est.optimizer_bytes
@@ -132,6 +139,7 @@ def main() -> None:
         measured = sorted(runs)[1]
         rows.append({
             "gradient_checkpointing": ckpt,
+            "mixed_precision": mixed,
             "tokens": vars(est.tokens),
             "estimate_step_bytes": predicted,
             "estimate_activations_bytes": acts,

@@ -8,6 +8,7 @@ predict the velocity, weighted MSE), `checkpoint` (atomic step folders), `memory
     wildactor train --config configs/tiny.yaml [--resume] [--max-steps N] [--output-dir DIR]
     accelerate launch --config_file configs/accelerate/ddp.yaml -m wildactor.cli train --config ...
     torchrun --nproc_per_node 2 -m wildactor.cli train --config ...      (CPU: gloo)
+    wildactor train --config ... --estimate-memory [--num-processes N]   (per-GPU memory; no weights needed)
 
 Determinism: the p-th sample of the run, its frame window, its reference draw, its noise and its timestep are
 functions of (seed, p) only, so `--resume` continues bitwise (CPU) and N processes with micro-batch b see the
@@ -32,6 +33,7 @@ from wildactor.train.config import (
 from wildactor.train.data import build_dataset, check_sampler_coverage, load_records
 from wildactor.train.loop import train
 from wildactor.train.loss import evaluation_loss, flow_matching_loss, learning_rate
+from wildactor.train.memory import MemoryEstimate, estimate_memory, format_estimate
 from wildactor.train.models import build_models, save_inline_model
 
 __all__ = [
@@ -39,6 +41,7 @@ __all__ = [
     "DataConfig",
     "EMAConfig",
     "LoggingConfig",
+    "MemoryEstimate",
     "ModelConfig",
     "OptimizerConfig",
     "PrecisionConfig",
@@ -50,8 +53,10 @@ __all__ = [
     "build_dataset",
     "build_models",
     "check_sampler_coverage",
+    "estimate_memory",
     "evaluation_loss",
     "flow_matching_loss",
+    "format_estimate",
     "latest_checkpoint",
     "learning_rate",
     "load_checkpoint",

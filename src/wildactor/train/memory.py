@@ -145,17 +145,17 @@ def estimate_memory(cfg: TrainConfig, num_processes: int = 1) -> MemoryEstimate:
             keep = keeps_fp32(transformer, name) or not p.is_floating_point()
             frozen_bytes += p.numel() * (p.element_size() if keep else frozen_dtype.itemsize)
     for name, b in transformer.named_buffers():
-        frozen_bytes += b.numel() * (4 if keeps_fp32(transformer, name) else frozen_dtype.itemsize)
+        keep = keeps_fp32(transformer, name) or not b.is_floating_point()
+        frozen_bytes += b.numel() * (b.element_size() if keep else frozen_dtype.itemsize)
     trainable_bytes = 4 * trainable_params
 
     tokens = token_counts(cfg, transformer.config, vconfig)
     compute = {"no": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[
         cfg.precision.mixed_precision
     ]
+    # autocast emulated: every weight (trainable ones too: autocast computes them in its dtype) in the compute
+    # dtype except the fp32 islands, so each op's output has the dtype autocast would give it
     cast_frozen(transformer, "meta", compute)
-    for name, p in transformer.named_parameters():  # autocast computes trainable weights in its dtype too
-        if p.requires_grad and not keeps_fp32(transformer, name):
-            p.data = p.data.to(compute)
     activations = measure_activations(transformer, cfg, vconfig, compute)
 
     encoder_bytes, encoder_note = _encoder_bytes(vconfig, text_config, frozen_dtype, cfg)
@@ -399,6 +399,14 @@ def format_estimate(est: MemoryEstimate) -> str:
         )
     lines += [
         "FSDP shards weights, gradients and optimizer state over the processes, not activations.",
+        *(
+            [
+                f"{est.compute_dtype} autocast emulated (it has no meta backend): weights in {est.compute_dtype} except"
+                " the fp32 islands."
+            ]
+            if est.compute_dtype != "float32"
+            else []
+        ),
         f"Assumes {_FLASH_NOTE}. Allocator fragmentation, CUDA context (~0.5-1 GiB) and temporaries of backward "
         "are not included.",
     ]
