@@ -172,9 +172,10 @@ def test_import_keeps_case_ids_and_lists_the_cases_it_cannot_generate(eval_dir, 
     assert items["singleface_1"].references[0].region == "face"
     assert items["singlehuman_1"].references[0].region == "body"
     assert items["singlehuman_1"].prompt.text == "An astronaut stands in front of a flag."
-    # References are the OpenS2V images themselves, found from the suite's folder.
+    # References are copies of the OpenS2V images inside the suite's folder (suites never reach outside it).
     ref = suite.root / items["singleface_1"].references[0].path
-    assert ref.resolve() == (eval_dir / "Images/singleface/crop_woman/1.png").resolve()
+    assert ref.resolve().is_relative_to(suite.root.resolve())
+    assert ref.read_bytes() == (eval_dir / "Images/singleface/crop_woman/1.png").read_bytes()
 
     assert cli(["bench", "validate", str(suite_path), "--list"]) == 0
     listed = capsys.readouterr().out

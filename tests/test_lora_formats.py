@@ -93,7 +93,7 @@ def test_files_that_are_not_reference_loras_are_refused(tmp_path, tensors, messa
 def test_lora_convert_command(trained, tmp_path, capsys):
     _, path = trained
     assert cli_main(["lora", "convert", str(path), str(tmp_path / "o.safetensors"), "--to", "official"]) == 0
-    assert "wildactor -> official layout, 12 tensors, rank 4, 2 layers" in capsys.readouterr().out
+    assert "wildactor -> official layout, 10 tensors, rank 4, 2 layers" in capsys.readouterr().out
     code = cli_main(
         [
             "lora",

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -143,7 +144,9 @@ def opens2v_suite(
 ) -> tuple[dict[str, Any], dict[str, str]]:
     """(suite dict written next to `suite_path`, {case_id: reason} of the cases left out).
 
-    Reference paths are written relative to the suite file's folder so the suite can move with the images.
+    Suite reference paths must stay inside the suite's folder (`wildactor.paths`), so each case's reference image
+    is copied next to the suite (`<suite stem>_images/<case_id>/`) and named relative to it: the suite folder is
+    self-contained and moves as one.
     """
     if domain not in DOMAINS:
         raise WildActorError(f"unknown domain {domain!r} (use one of {', '.join(DOMAINS)})")
@@ -152,6 +155,7 @@ def opens2v_suite(
     if not images.is_dir():
         raise WildActorError(f"OpenS2V-Eval image folder not found: {images}")
     root = Path(suite_path).resolve().parent
+    copies = root / f"{Path(suite_path).stem}_images"
     subjects, excluded, missing = [], {}, []
     for c in cases:
         region, why = case_region(c)
@@ -162,11 +166,14 @@ def opens2v_suite(
         if not img.is_file():
             missing.append(str(img))
             continue
+        local = copies / c.case_id / img.name
+        local.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(img, local)
         subjects.append(
             {
                 "id": c.case_id,
                 "references": {
-                    "in_the_wild": [{"path": os.path.relpath(img.resolve(), root), "region": region}]
+                    "in_the_wild": [{"path": local.relative_to(root).as_posix(), "region": region}]
                 },
                 "contextual": [{"text": c.prompt, "id": c.case_id, "opens2v_kind": c.kind}],
             }
