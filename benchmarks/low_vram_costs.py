@@ -60,7 +60,7 @@ def main() -> None:
         text_encoder = UMT5EncoderModel(UMT5Config(**TEXT_ENCODER))
         vae = AutoencoderKLWan(**VAE)
     n_t, n_te, n_vae = _params(transformer), _params(text_encoder), _params(vae)
-    n_lora = sum(p.numel() for p in transformer.reference_lora.parameters())
+    n_lora = sum(p.numel() for p in transformer.reference_lora_parameters())
     linear_weights = sum(
         m.weight.numel()
         for name, m in transformer.named_modules()

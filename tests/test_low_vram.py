@@ -102,7 +102,8 @@ def test_eight_bit_weights_keep_the_reference_lora_and_stay_close(weights):
     assert isinstance(small.transformer.blocks[0].ffn.net[2], QLinear)
     assert all(
         type(m) is torch.nn.Linear
-        for m in small.transformer.reference_lora.modules()
+        for block in small.transformer.blocks
+        for m in block.reference_lora.modules()
         if "Linear" in type(m).__name__
     )
     assert weight_bytes(small.transformer) < before

@@ -96,7 +96,7 @@ def _stock_wan_folder(pipe: WildActorPipeline, root):
     base = {k: v for k, v in TINY_TRANSFORMER_CONFIG.items() if k != "lora_rank"}
     stock = WanTransformer3DModel(**base)
     stock.load_state_dict(
-        {k: v for k, v in pipe.transformer.state_dict().items() if not k.startswith("reference_lora.")}
+        {k: v for k, v in pipe.transformer.state_dict().items() if ".reference_lora." not in k}
     )
     stock.save_pretrained(root / "transformer")
     index = json.loads((root / "model_index.json").read_text())
