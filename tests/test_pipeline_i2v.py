@@ -55,10 +55,9 @@ def _inputs(pipe: WildActorPipeline, steps: int = 3) -> dict:
     )
 
 
-def test_image_to_video_latents_match_diffusers_wan_image_to_video_pipeline(pipe, first_image):
-    from diffusers import WanImageToVideoPipeline
-
-    reference = WanImageToVideoPipeline(
+def _diffusers_pipeline(cls, pipe):
+    """diffusers' own Wan pipeline (TI2V style, `expand_timesteps`) over the same weights as ``pipe``."""
+    reference = cls(
         tokenizer=pipe.tokenizer,
         text_encoder=pipe.text_encoder,
         vae=pipe.vae,
@@ -67,6 +66,13 @@ def test_image_to_video_latents_match_diffusers_wan_image_to_video_pipeline(pipe
         expand_timesteps=True,
     )
     reference.set_progress_bar_config(disable=True)
+    return reference
+
+
+def test_image_to_video_latents_match_diffusers_wan_image_to_video_pipeline(pipe, first_image):
+    from diffusers import WanImageToVideoPipeline
+
+    reference = _diffusers_pipeline(WanImageToVideoPipeline, pipe)
     inputs = _inputs(pipe)
     expected = reference(image=first_image, **inputs).frames
     ours = pipe(image=first_image, **inputs).frames[0]
@@ -80,15 +86,7 @@ def test_image_to_video_latents_match_diffusers_wan_image_to_video_pipeline(pipe
 def test_text_to_video_latents_match_diffusers_wan_pipeline_with_expand_timesteps(pipe):
     from diffusers import WanPipeline
 
-    reference = WanPipeline(
-        tokenizer=pipe.tokenizer,
-        text_encoder=pipe.text_encoder,
-        vae=pipe.vae,
-        scheduler=copy.deepcopy(pipe.scheduler),
-        transformer=_stock_wan(pipe),
-        expand_timesteps=True,
-    )
-    reference.set_progress_bar_config(disable=True)
+    reference = _diffusers_pipeline(WanPipeline, pipe)
     inputs = _inputs(pipe)
     expected = reference(**inputs).frames
     ours = pipe(**inputs).frames[0]
