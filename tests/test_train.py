@@ -414,3 +414,10 @@ def test_first_frame_conditioning_keeps_frame_zero_clean_at_timestep_zero_and_ou
         tiny_config(batch_size=2), max_steps=2, output_dir=tmp_path / "t2v", show_progress=False, cpu=True
     )
     assert result.losses[0] != plain.losses[0]  # the same samples, now with frame 0 given and not scored
+
+
+def test_actorworld_base_config_is_a_reference_free_ti2v_base():
+    cfg = TrainConfig.from_yaml(CONFIG.parent / "actorworld-base.yaml")
+    assert cfg.schedule.reference_dropout == 1.0  # no step sees references
+    assert 0 < cfg.schedule.first_frame_probability < 1  # both text-to-video and image-to-video samples
+    assert cfg.optimizer.trainable == "all" and cfg.model.max_text_length >= 57

@@ -139,7 +139,7 @@ class ScheduleConfig:
     # Condition dropout, so the branches classifier-free guidance subtracts are ones the model was trained on:
     # text_dropout: per sample, the prompt becomes the empty prompt (the pipeline's default negative prompt);
     # reference_dropout: per batch, no references (the pipeline's reference-guidance branch, and generation
-    # without references). The paper's recipe leaves both at 0.
+    # without references). The paper's recipe leaves both at 0; reference_dropout 1 trains a reference-free base.
     text_dropout: float = 0.0
     reference_dropout: float = 0.0
     # Image-to-video as Wan2.2 TI2V trains it: per sample with this probability, the first latent frame stays
@@ -161,8 +161,10 @@ class ScheduleConfig:
             raise ValueError("schedule.shift and schedule.logit_std must be > 0")
         if self.loss_space not in ("normalised", "raw_latent"):
             raise ValueError("schedule.loss_space must be 'normalised' or 'raw_latent'")
-        if not (0.0 <= self.text_dropout < 1.0 and 0.0 <= self.reference_dropout < 1.0):
-            raise ValueError("schedule.text_dropout and schedule.reference_dropout must be in [0, 1)")
+        if not 0.0 <= self.text_dropout < 1.0:
+            raise ValueError("schedule.text_dropout must be in [0, 1)")
+        if not 0.0 <= self.reference_dropout <= 1.0:  # 1: a text(-and-image)-to-video base without references
+            raise ValueError("schedule.reference_dropout must be in [0, 1]")
         if not 0.0 <= self.first_frame_probability <= 1.0:
             raise ValueError("schedule.first_frame_probability must be in [0, 1]")
 
