@@ -84,7 +84,9 @@ def compare(variants: dict[str, dict]) -> dict:
         entry = {
             "model": variants[name]["model"],
             "with_references": _mean_ci([r["wildactor"] for r in rows.values()]),
-            "no_reference": _mean_ci([r["no_reference"] for r in rows.values()]),
+            "no_reference": _mean_ci(
+                [r.get("no_reference") for r in rows.values()]
+            ),  # v2: the base, not judged
             "by_view": {v: _mean_ci([r["wildactor_by_view"].get(v) for r in rows.values()]) for v in VIEWS},
         }
         if name != names[0]:

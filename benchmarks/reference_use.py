@@ -67,6 +67,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, required=True, help="a WildActorPipeline folder")
     parser.add_argument("--data", type=Path, default=Path("data/actorworld"))
+    parser.add_argument(
+        "--manifest",
+        default="manifest_heldout.jsonl",
+        help="held-out manifest in --data (identity-free prompts for v2: manifest_heldout_person.jsonl)",
+    )
     parser.add_argument("--clips", type=int, default=160, help="held-out clips to use (default: 160)")
     parser.add_argument(
         "--frame-stride", type=int, default=1, help="use every k-th clip frame (as the model was trained)"
@@ -77,7 +82,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
-    records = [json.loads(line) for line in (args.data / "manifest_heldout.jsonl").read_text().splitlines()]
+    records = [json.loads(line) for line in (args.data / args.manifest).read_text().splitlines()]
     records = records[: args.clips]
     actors = sorted({r["actor_id"] for r in records})
     if len(actors) < 2:
@@ -127,7 +132,7 @@ def main() -> None:
     result = {
         "benchmark": "reference_use",
         "command": f"python benchmarks/reference_use.py --model {args.model} --data {args.data} "
-        f"--clips {args.clips} --frame-stride {args.frame_stride} --seed {args.seed} --threads {args.threads}",
+        f"--manifest {args.manifest} --clips {args.clips} --frame-stride {args.frame_stride} --seed {args.seed} --threads {args.threads}",
         "machine": machine_info(args.threads),
         "model": str(args.model),
         "clips": len(records),

@@ -1,30 +1,35 @@
 #!/usr/bin/env bash
-# The Table 3 / Table 4 ablations on ActorWorld: five runs of configs/actorworld-tiny.yaml that differ in one
-# setting each (same seed, data order, noise and budget), each exported with its EMA weights and judged by
-# default_model_eval.py (probe body consistency of generated clips) and reference_use.py (identity gain).
+# The Table 3 / Table 4 ablations on ActorWorld, as the paper runs them: reference-LoRA fine-tunes of ONE frozen
+# text-to-video base (models/actorworld-base), each configs/actorworld-tiny.yaml with one setting changed (same
+# seed, data order, noise and budget). Each is exported (base + EMA LoRA) and judged by default_model_eval.py
+# (probe body consistency of generated clips, references only) and reference_use.py (identity gain).
 # Resumable: a finished run is not retrained, a stopped one continues from its newest checkpoint.
 #
-#   bash benchmarks/run_ablations.sh [BUDGET_STEPS]      # default 750; needs data/actorworld (README)
-# Writes benchmarks/results/ablation_B_NAME.json, reference_use_ablation_B_NAME.json and the four tables
-# ablations_B_table{3,4}_{body,reference_use}.json (their markdown is printed). 750 steps: about 70 min on 2 cores.
+#   bash benchmarks/run_ablations.sh [BUDGET_STEPS] [ACTORS]   # defaults 1500 (the shipped run) and 48
+# Needs data/actorworld-described with its person manifests (README: "The default model"). Writes
+# benchmarks/results/ablation_v2_B_NAME.json, reference_use_ablation_v2_B_NAME.json and the four tables
+# ablations_v2_B_table{3,4}_{body,reference_use}.json (their markdown is printed).
 #
-# The learning rate is constant after warm-up until the decay of the last 2,000 of 7,500 steps, so a budget up to
-# 5,500 steps is the same computation as the first steps of the shipped model's run.
+# The learning rate is constant after warm-up until the decay of the last 500 of 1,500 steps, so a budget up to
+# 1,000 steps is the same computation as the first steps of the shipped run. At the full budget the "main" variant
+# IS the shipped run (runs/actorworld-tiny), which is reused when its checkpoint is there.
 set -euo pipefail
-B=${1:-750}
+B=${1:-1500}
+ACTORS=${2:-48}
 CKPT=$(printf 'step-%08d' "$B")
 THREADS=${THREADS:-2}
 export OMP_NUM_THREADS=$THREADS
 declare -A SETS=(
   [main]=""
-  [full]="--set model.overrides.attention_mode=full --set data.cache_dir=data/actorworld/latent-cache-full"
-  [shared]="--set model.overrides.rope_mode=shared --set data.cache_dir=data/actorworld/latent-cache-shared"
+  [full]="--set model.overrides.attention_mode=full"
+  [shared]="--set model.overrides.rope_mode=shared"
   [random]="--set sampler.kind=random"
   [selfcrop]="--set sampler.kind=self_crop_only"
 )
 for name in main full shared random selfcrop; do
-  run=runs/ablation-$B-$name
-  export_dir=runs/exports/ablation-$B-$name
+  run=runs/ablation-v2-$B-$name
+  [ "$name" = main ] && [ -d "runs/actorworld-tiny/checkpoints/$CKPT" ] && run=runs/actorworld-tiny
+  export_dir=runs/exports/ablation-v2-$B-$name
   if [ ! -d "$run/checkpoints/$CKPT" ]; then
     resume=""
     [ -d "$run/checkpoints" ] && [ -n "$(ls -A "$run/checkpoints")" ] && resume="--resume"
@@ -35,10 +40,11 @@ for name in main full shared random selfcrop; do
   python -c "import json; from wildactor.default_model import DEFAULT_MODEL_DIR as d, export_default_model as e; \
 e('$run/checkpoints/$CKPT', '$export_dir', json.loads((d / 'model_index.json').read_text())['max_sequence_length'], \
 300123, json.loads((d / 'generate_defaults.json').read_text()))"
-  python benchmarks/default_model_eval.py --model "$export_dir" --actors 16 --threads "$THREADS" \
-    --out "benchmarks/results/ablation_${B}_${name}.json"
-  python benchmarks/reference_use.py --model "$export_dir" --clips 160 --frame-stride 2 --threads "$THREADS" \
-    --out "benchmarks/results/reference_use_ablation_${B}_${name}.json"
+  python benchmarks/default_model_eval.py --model "$export_dir" --actors "$ACTORS" --conditions wildactor \
+    --threads "$THREADS" --out "benchmarks/results/ablation_v2_${B}_${name}.json"
+  python benchmarks/reference_use.py --model "$export_dir" --data data/actorworld-described \
+    --manifest manifest_heldout_person.jsonl --clips 160 --frame-stride 2 --threads "$THREADS" \
+    --out "benchmarks/results/reference_use_ablation_v2_${B}_${name}.json"
 done
 
 # One table from the generation scores and one from the identity gains, for the same variants (the first is the
@@ -47,13 +53,13 @@ tables() {
   local table=$1 body=() gain=()
   shift
   for pair in "$@"; do
-    body+=("${pair%%=*}=benchmarks/results/ablation_${B}_${pair#*=}.json")
-    gain+=("${pair%%=*}=benchmarks/results/reference_use_ablation_${B}_${pair#*=}.json")
+    body+=("${pair%%=*}=benchmarks/results/ablation_v2_${B}_${pair#*=}.json")
+    gain+=("${pair%%=*}=benchmarks/results/reference_use_ablation_v2_${B}_${pair#*=}.json")
   done
-  python benchmarks/ablations.py --table "${B}_${table}_body" "${body[@]}" \
-    --out "benchmarks/results/ablations_${B}_${table}_body.json"
-  python benchmarks/ablations.py --table "${B}_${table}_reference_use" "${gain[@]}" \
-    --out "benchmarks/results/ablations_${B}_${table}_reference_use.json"
+  python benchmarks/ablations.py --table "v2_${B}_${table}_body" "${body[@]}" \
+    --out "benchmarks/results/ablations_v2_${B}_${table}_body.json"
+  python benchmarks/ablations.py --table "v2_${B}_${table}_reference_use" "${gain[@]}" \
+    --out "benchmarks/results/ablations_v2_${B}_${table}_reference_use.json"
 }
 tables table4 "AIPA + I-RoPE=main" "full attention=full" "AIPA, shared RoPE=shared"
 tables table3 "viewpoint-adaptive=main" "random=random" "self-crop only=selfcrop"

@@ -44,3 +44,35 @@ def test_export_uses_ema_weights_text_length_and_writes_an_example_actor(tmp_pat
         WildActorPipeline.from_pretrained(raw).transformer.state_dict()[name],
         pipe.transformer.state_dict()[name],
     )
+
+
+def test_export_of_a_reference_lora_checkpoint_is_its_base_with_the_lora_in(tmp_path):
+    pipe = build_tiny_pipeline(0)
+    base = tmp_path / "base"
+    pipe.save_pretrained(base)
+    lora = pipe.transformer.reference_lora_state_dict()
+    trained = {k: torch.full_like(v, 0.01 * (i + 1)) for i, (k, v) in enumerate(lora.items())}
+    checkpoint = tmp_path / "step-00000005"
+    checkpoint.mkdir()
+    pipe.transformer.load_reference_lora_tensors(trained)
+    pipe.transformer.save_reference_lora(checkpoint / "ema.safetensors")
+    raw = {k: v * 2 for k, v in trained.items()}
+    pipe.transformer.load_reference_lora_tensors(raw)
+    pipe.transformer.save_reference_lora(checkpoint / "reference_lora.safetensors")
+    (checkpoint / "trainer_state.json").write_text(
+        json.dumps({"step": 5, "trainable": "lora", "base_model": str(base)})
+    )
+
+    out = export_default_model(checkpoint, tmp_path / "shipped", 77, 300123, {"steps": 3})
+    model = WildActorPipeline.from_pretrained(out).transformer
+    shipped = model.reference_lora_state_dict()
+    assert all(torch.equal(shipped[k], v) for k, v in trained.items())  # the EMA LoRA
+    base_weights = WildActorPipeline.from_pretrained(base).transformer.state_dict()
+    assert all(
+        torch.equal(model.state_dict()[k], v) for k, v in base_weights.items() if ".reference_lora." not in k
+    )
+    provenance = json.loads((out / "provenance.json").read_text())
+    assert provenance["base_model"] == str(base) and provenance["training_step"] == 5
+    without_ema = export_default_model(checkpoint, tmp_path / "raw", 77, 300123, {}, use_ema=False)
+    shipped = WildActorPipeline.from_pretrained(without_ema).transformer.reference_lora_state_dict()
+    assert all(torch.equal(shipped[k], v) for k, v in raw.items())

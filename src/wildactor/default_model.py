@@ -220,10 +220,13 @@ def export_default_model(
     defaults: dict[str, Any],
     use_ema: bool = True,
 ) -> Path:
-    """Turn a full-model training checkpoint into the shipped default-model folder.
+    """Turn a training checkpoint into the shipped default-model folder.
 
-    Loads the checkpoint's pipeline (EMA weights when present and `use_ema`), sets the text length used in
-    training, and writes `save_pretrained` output + `example_actor/` + `generate_defaults.json` atomically.
+    A full-model checkpoint loads as a pipeline (EMA weights when present and `use_ema`); a reference-LoRA
+    checkpoint (``trainable: lora``) is its frozen base folder (``base_model`` in trainer_state.json) with the
+    LoRA (its EMA when present and `use_ema`) loaded in, so the folder holds base and LoRA as one model. Sets the
+    text length used in training and writes `save_pretrained` output + `example_actor/` + `generate_defaults.json`
+    atomically.
     """
     import shutil
 
@@ -234,28 +237,43 @@ def export_default_model(
     from wildactor.pipeline import WildActorPipeline
 
     checkpoint, out = Path(checkpoint), Path(out)
-    if not (checkpoint / "transformer").is_dir():
-        raise WildActorError(f"{checkpoint} is not a full-model checkpoint (no transformer/ folder)")
-    pipe = WildActorPipeline.from_pretrained(checkpoint)
+    state_file = checkpoint / "trainer_state.json"
+    state = json.loads(state_file.read_text()) if state_file.is_file() else {}
     ema_file = checkpoint / "ema.safetensors"
-    if use_ema and ema_file.is_file():
-        ema = load_file(str(ema_file))
-        state = pipe.transformer.state_dict()
-        unknown = sorted(set(ema) - set(state))
-        if unknown:
-            raise WildActorError(f"{ema_file}: weights not in the transformer: {unknown[:3]}")
-        with torch.no_grad():
-            for name, value in ema.items():
-                state[name].copy_(value)
+    if (checkpoint / "transformer").is_dir():
+        pipe = WildActorPipeline.from_pretrained(checkpoint)
+        if use_ema and ema_file.is_file():
+            ema = load_file(str(ema_file))
+            weights = pipe.transformer.state_dict()
+            unknown = sorted(set(ema) - set(weights))
+            if unknown:
+                raise WildActorError(f"{ema_file}: weights not in the transformer: {unknown[:3]}")
+            with torch.no_grad():
+                for name, value in ema.items():
+                    weights[name].copy_(value)
+    elif state.get("trainable") == "lora" and state.get("base_model"):
+        base = Path(state["base_model"])
+        if not (base / "model_index.json").is_file():
+            raise WildActorError(
+                f"{checkpoint}: its base model {base} is not a pipeline folder (run from the repo root?)"
+            )
+        lora = ema_file if use_ema and ema_file.is_file() else checkpoint / "reference_lora.safetensors"
+        pipe = WildActorPipeline.from_pretrained(base, lora=lora)
+    else:
+        raise WildActorError(
+            f"{checkpoint} is neither a full-model checkpoint (no transformer/ folder) nor a reference-LoRA "
+            "checkpoint of a pretrained base"
+        )
     pipe.register_to_config(max_sequence_length=int(max_sequence_length))
     tmp = out.with_name(out.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     pipe.save_pretrained(tmp)
     example = write_example_actor(tmp / "example_actor", example_actor)
     meta = {**defaults, "source_checkpoint": str(checkpoint), "ema": bool(use_ema and ema_file.is_file())}
-    state_file = Path(checkpoint) / "trainer_state.json"
-    if state_file.is_file():
-        meta["training_step"] = int(json.loads(state_file.read_text())["step"])
+    if "step" in state:
+        meta["training_step"] = int(state["step"])
+    if state.get("trainable") == "lora":
+        meta["base_model"] = state["base_model"]
     (tmp / "generate_defaults.json").write_text(json.dumps(defaults, indent=2) + "\n")
     (tmp / "provenance.json").write_text(
         json.dumps({**meta, "example_actor": example["actor_id"]}, indent=2) + "\n"

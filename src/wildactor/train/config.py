@@ -233,6 +233,13 @@ class TrainConfig:
             raise ValueError(f"seed must be a non-negative integer, got {self.seed!r}")
         if not isinstance(self.output_dir, str) or not self.output_dir:
             raise ValueError(f"output_dir must be a non-empty path, got {self.output_dir!r}")
+        if self.optimizer.trainable == "lora" and self.schedule.reference_dropout > 0:
+            # Without references the reference LoRA is unused (the model is the frozen base, bitwise), so a
+            # dropped batch has nothing to learn from, and reference guidance already has its branch: the base.
+            raise ValueError(
+                "schedule.reference_dropout must be 0 with optimizer.trainable lora: a batch without references "
+                "does not touch the reference LoRA (the no-reference branch is the frozen base itself)"
+            )
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:

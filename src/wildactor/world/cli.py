@@ -124,6 +124,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     ft.add_argument("--min-count", type=int, default=1, help="keep words seen at least this often")
     ft.add_argument("--out", type=Path, required=True, help="tokenizer folder to write (save_pretrained)")
 
+    rp = sub.add_parser(
+        "reprompt",
+        help="write manifests of a made world with the other kind of prompt (no rendering)",
+        description="Writes manifest_person.jsonl (or _described), manifest_train_... and manifest_heldout_... "
+        "next to the world's manifests: the same clips and references, prompts rebuilt from the label files.",
+    )
+    rp.add_argument("--data", type=Path, required=True, help="folder written by `world make`")
+    rp.add_argument("--prompts", choices=("described", "person"), required=True, help="prompt kind to write")
+
 
 def _cmd_make(args: argparse.Namespace) -> int:
     from wildactor.world.make import PAPER_SELF_CROP_BIAS, WorldConfig, make_world
@@ -351,6 +360,34 @@ def _cmd_fit_tokenizer(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_reprompt(args: argparse.Namespace) -> int:
+    from wildactor.world.prompts import prompt_from_labels
+
+    names = ("manifest.jsonl", "manifest_train.jsonl", "manifest_heldout.jsonl")
+    if not (args.data / names[0]).is_file():
+        raise WildActorError(
+            f"{args.data / names[0]} not found: run `wildactor world make --out {args.data}` first"
+        )
+    for name in names:
+        src = args.data / name
+        if not src.is_file():
+            continue
+        lines = []
+        for line in src.read_text().splitlines():
+            if not line.strip():
+                continue
+            record = json.loads(line)
+            labels = json.loads((args.data / record["labels"]).read_text())
+            record["prompt"] = prompt_from_labels(labels, describe=args.prompts == "described")
+            lines.append(json.dumps(record))
+        out = args.data / f"{src.stem}_{args.prompts}.jsonl"
+        tmp = out.with_suffix(".partial")
+        tmp.write_text("\n".join(lines) + "\n")
+        tmp.replace(out)
+        print(f"wrote {out} ({len(lines)} records)")
+    return 0
+
+
 def main(args: argparse.Namespace) -> int:
     commands = {
         "fit-tokenizer": _cmd_fit_tokenizer,
@@ -359,5 +396,6 @@ def main(args: argparse.Namespace) -> int:
         "train-probes": _cmd_train_probes,
         "eval-probes": _cmd_eval_probes,
         "render": _cmd_render,
+        "reprompt": _cmd_reprompt,
     }
     return commands[args.world_command](args)

@@ -9,8 +9,8 @@ import numpy as np
 from wildactor.data.schema import angular_distance, view_bin
 from wildactor.world.actors import Actor
 from wildactor.world.clips import ClipSpec, sample_clip_spec
-from wildactor.world.motions import MOTION_KINDS
-from wildactor.world.scenes import SCENE_KINDS
+from wildactor.world.motions import MOTION_KINDS, Motion
+from wildactor.world.scenes import SCENE_KINDS, Scene
 
 _SKIN = {"light": "light-skinned", "tan": "tan-skinned", "dark": "dark-skinned"}
 _BUILD = {"slim": "slim", "average": "", "broad": "broad-shouldered"}
@@ -115,6 +115,17 @@ def clip_prompt(spec: ClipSpec, describe: bool = True) -> str:
     if spec.motion.kind != "turn_around":
         sentence += f" {_LIGHT[spec.scene.lighting]}, {_VIEW_START[view_bin(spec.motion.yaw_at(0.0))]}"
     return sentence[0].upper() + sentence[1:] + "."
+
+
+def prompt_from_labels(labels: dict, describe: bool = True) -> str:
+    """`clip_prompt` of a rendered clip, rebuilt from its label file (`Clip.label_dict`): the same world can
+    be given either kind of prompt without rendering it again."""
+    spec = ClipSpec(
+        actor=Actor.from_id(labels["actor_id"]),
+        motion=Motion(**labels["motion_params"]),
+        scene=Scene(kind=labels["scene"], lighting=labels["lighting"]),
+    )
+    return clip_prompt(spec, describe=describe)
 
 
 @dataclass(frozen=True)
