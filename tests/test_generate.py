@@ -259,6 +259,7 @@ def test_output_and_size_mistakes_fail_in_one_line_before_any_model_loads(
         assert code == 2, name
         assert stderr.startswith("error: ") and stderr.count("\n") == 1, (name, stderr)
         assert message in stderr, (name, stderr)
+    assert not (tmp_path / "o").exists()  # a refused run leaves no empty output folder
 
 
 def test_model_folder_defaults_are_used_and_printed_and_text_only_generation_works(tmp_path, capsys):

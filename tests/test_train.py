@@ -318,6 +318,8 @@ def test_set_overrides_dotted_keys_before_validation(tmp_path):
     )
     assert cfg.sampler.kind == "random" and cfg.schedule.max_steps == 7
     assert cfg.model.overrides["attention_mode"] == "full"
+    plain = TrainConfig.from_yaml(CONFIG, ["precision.mixed_precision=no", "model.gradient_checkpointing=true"])
+    assert plain.precision.mixed_precision == "no" and plain.model.gradient_checkpointing is True
     with pytest.raises(WildActorError, match="unknown sampler"):
         TrainConfig.from_yaml(CONFIG, ["sampler.kind=greedy"])
     with pytest.raises(WildActorError, match="dotted.key=value"):
@@ -329,7 +331,7 @@ def test_set_overrides_dotted_keys_before_validation(tmp_path):
 def test_actorworld_config_builds_with_its_fitted_pixel_vae(tmp_path, monkeypatch):
     root = CONFIG.parents[1]
     monkeypatch.chdir(root)  # the config names the VAE folder relative to the repository
-    cfg = TrainConfig.from_yaml(root / "configs" / "actorworld-tiny.yaml")
+    cfg = TrainConfig.from_yaml(root / "configs" / "actorworld-tiny-v1.yaml")
     transformer, encoder, encoder_id = build_models(cfg, tmp_path)
     channels = transformer.config.in_channels
     assert encoder.vae.config.latent_channels == channels
@@ -421,3 +423,44 @@ def test_actorworld_base_config_is_a_reference_free_ti2v_base():
     assert cfg.schedule.reference_dropout == 1.0  # no step sees references
     assert 0 < cfg.schedule.first_frame_probability < 1  # both text-to-video and image-to-video samples
     assert cfg.optimizer.trainable == "all" and cfg.model.max_text_length >= 57
+
+
+def test_reference_dropout_is_refused_when_only_the_reference_lora_trains():
+    cfg = tiny_config(batch_size=1)
+    lora = dataclasses.replace(cfg.optimizer, trainable="lora")
+    with pytest.raises(ValueError, match="reference_dropout must be 0 with optimizer.trainable lora"):
+        dataclasses.replace(
+            cfg, optimizer=lora, schedule=dataclasses.replace(cfg.schedule, reference_dropout=0.1)
+        )
+    full = dataclasses.replace(cfg.optimizer, trainable="all")
+    dataclasses.replace(
+        cfg, optimizer=full, schedule=dataclasses.replace(cfg.schedule, reference_dropout=0.1)
+    )
+
+
+def test_actorworld_default_config_is_a_reference_lora_on_the_frozen_base():
+    from transformers import AutoTokenizer
+
+    root = CONFIG.parents[1]
+    cfg = TrainConfig.from_yaml(root / "configs" / "actorworld-tiny.yaml")
+    base = TrainConfig.from_yaml(root / "configs" / "actorworld-base.yaml")
+    assert cfg.optimizer.trainable == "lora" and cfg.schedule.reference_dropout == 0
+    assert cfg.model.pretrained == "models/actorworld-base"
+    assert (cfg.schedule.shift, cfg.data.num_frames, cfg.data.frame_stride) == (
+        base.schedule.shift, base.data.num_frames, base.data.frame_stride,
+    )  # fmt: skip
+    folder = root / cfg.model.pretrained
+    shipped = AutoTokenizer.from_pretrained(folder / "tokenizer")
+    assert shipped.get_vocab() == AutoTokenizer.from_pretrained(root / base.model.tokenizer).get_vocab()
+    from wildactor.world import Actor
+    from wildactor.world.clips import sample_clip_spec
+    from wildactor.world.prompts import clip_prompt
+
+    rng = np.random.default_rng(0)
+    for index in range(300_000, 300_040):  # held-out actors, identity-free prompts of every kind of shot
+        prompt = clip_prompt(sample_clip_spec(Actor.from_id(index), rng), describe=False)
+        ids = shipped([prompt]).input_ids[0]
+        assert shipped.unk_token_id not in ids and len(ids) <= cfg.model.max_text_length, prompt
+    assert json.loads((folder / "provenance.json").read_text())["source_checkpoint"].startswith(
+        "runs/actorworld-base/"
+    )

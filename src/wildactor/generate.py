@@ -304,11 +304,20 @@ def folder_defaults(model_dir: str | os.PathLike[str]) -> dict[str, Any]:
     return defaults
 
 
-def check_output_folder(path: str | os.PathLike[str]) -> Path:
-    """Create the output folder (and parents) and prove it writable; one-line `WildActorError` otherwise."""
+def check_output_folder(path: str | os.PathLike[str], create: bool = True) -> Path:
+    """Create the output folder (and parents) and prove it writable; one-line `WildActorError` otherwise.
+    With ``create=False`` nothing is made: an absent folder must have a writable nearest existing parent (so a
+    run refused later, e.g. for its size, leaves no empty folder behind)."""
     out = Path(path)
     if out.exists() and not out.is_dir():
         raise WildActorError(f"output {out} exists and is not a folder")
+    if not create and not out.exists():
+        parent = out.absolute().parent
+        while not parent.exists():
+            parent = parent.parent
+        if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+            raise WildActorError(f"cannot write to the output folder {out}: {parent} is not a writable folder")
+        return out
     try:
         out.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=out, prefix=".write-test-"):
@@ -522,7 +531,7 @@ def run_generation(
         )
     if request.lora is not None and not Path(request.lora).is_file():
         raise WildActorError(f"reference LoRA file not found: {request.lora}")
-    out_dir = check_output_folder(request.output)
+    check_output_folder(request.output, create=False)  # made once the request passed every check
     is_default = request.model is None if loaded is None else loaded.is_default
     if not prompts and not is_default:
         raise WildActorError("no prompt given: pass --prompt TEXT at least once")
@@ -547,6 +556,7 @@ def run_generation(
             prompts = list(loaded.example_prompts)
             log(f"prompts: the default model's example narrative ({len(prompts)} shots)")
     settings = resolve_settings(request, defaults, size_multiple, temporal, prompts)
+    out_dir = check_output_folder(request.output)
     unknown = unknown_prompt_words(tokenizer, prompts) if tokenizer is not None else None
     if unknown is not None:
         log(f"warning: {unknown.message()}")

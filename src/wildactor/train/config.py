@@ -288,7 +288,10 @@ class TrainConfig:
                     if not isinstance(child, dict):
                         raise ValueError(f"override {item!r}: {part!r} is not a section")
                     node = child
-                node[leaf] = yaml.safe_load(raw)
+                value = yaml.safe_load(raw)
+                if isinstance(value, bool) and raw.strip().lower() not in ("true", "false"):
+                    value = raw.strip()  # YAML 1.1 reads no/yes/on/off as booleans: `mixed_precision=no` is "no"
+                node[leaf] = value
             return cls.from_dict(data)
         except (ValueError, TypeError, yaml.YAMLError) as exc:
             raise WildActorError(f"{path}: {exc}") from None
