@@ -318,7 +318,9 @@ def test_set_overrides_dotted_keys_before_validation(tmp_path):
     )
     assert cfg.sampler.kind == "random" and cfg.schedule.max_steps == 7
     assert cfg.model.overrides["attention_mode"] == "full"
-    plain = TrainConfig.from_yaml(CONFIG, ["precision.mixed_precision=no", "model.gradient_checkpointing=true"])
+    plain = TrainConfig.from_yaml(
+        CONFIG, ["precision.mixed_precision=no", "model.gradient_checkpointing=true"]
+    )
     assert plain.precision.mixed_precision == "no" and plain.model.gradient_checkpointing is True
     with pytest.raises(WildActorError, match="unknown sampler"):
         TrainConfig.from_yaml(CONFIG, ["sampler.kind=greedy"])

@@ -316,7 +316,9 @@ def check_output_folder(path: str | os.PathLike[str], create: bool = True) -> Pa
         while not parent.exists():
             parent = parent.parent
         if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
-            raise WildActorError(f"cannot write to the output folder {out}: {parent} is not a writable folder")
+            raise WildActorError(
+                f"cannot write to the output folder {out}: {parent} is not a writable folder"
+            )
         return out
     try:
         out.mkdir(parents=True, exist_ok=True)

@@ -289,8 +289,9 @@ class TrainConfig:
                         raise ValueError(f"override {item!r}: {part!r} is not a section")
                     node = child
                 value = yaml.safe_load(raw)
+                # YAML 1.1 reads no/yes/on/off as booleans: `mixed_precision=no` means "no"
                 if isinstance(value, bool) and raw.strip().lower() not in ("true", "false"):
-                    value = raw.strip()  # YAML 1.1 reads no/yes/on/off as booleans: `mixed_precision=no` is "no"
+                    value = raw.strip()
                 node[leaf] = value
             return cls.from_dict(data)
         except (ValueError, TypeError, yaml.YAMLError) as exc:
