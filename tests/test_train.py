@@ -466,3 +466,29 @@ def test_actorworld_default_config_is_a_reference_lora_on_the_frozen_base():
     assert json.loads((folder / "provenance.json").read_text())["source_checkpoint"].startswith(
         "runs/actorworld-base/"
     )
+
+
+def test_pretrained_cache_key_follows_codec_text_and_tokenizer_content_not_the_path(tmp_path, monkeypatch):
+    import shutil
+
+    from wildactor.train import models
+
+    root = tmp_path / "base"
+    for name, data in (
+        ("vae", b"v" * 100),
+        ("text_encoder", b"t" * 300),
+        ("tokenizer", b"k"),
+        ("transformer", b"x"),
+    ):
+        (root / name).mkdir(parents=True)
+        (root / name / "weights.bin").write_bytes(data)
+    key = models._encoder_digest(root)
+    assert sorted(key) == ["text_encoder/weights.bin", "tokenizer/weights.bin", "vae/weights.bin"]
+    shutil.copytree(root, tmp_path / "moved")
+    (tmp_path / "moved" / "transformer" / "weights.bin").write_bytes(b"retrained")
+    assert models._encoder_digest(tmp_path / "moved") == key  # moved, transformer retrained: same cache
+    (tmp_path / "moved" / "vae" / "weights.bin").write_bytes(b"w" * 100)
+    assert models._encoder_digest(tmp_path / "moved") != key  # another codec: another cache
+    monkeypatch.setattr(models, "WHOLE_FILE_HASH_LIMIT", 200)  # the 300-byte file is now "large"
+    large = models._encoder_digest(root)["text_encoder/weights.bin"]
+    assert large.startswith("ends:") and large != key["text_encoder/weights.bin"]

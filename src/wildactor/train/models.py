@@ -30,7 +30,7 @@ def build_models(cfg: TrainConfig, output_dir: Path):
         )
         vae = load_vae(root / "vae")
         text_encoder, tokenizer = load_text_side(root)
-        encoder_id = f"pretrained:{root.resolve()}"
+        encoder_id = "pretrained:" + json.dumps(_encoder_digest(root), sort_keys=True)
         from wildactor.pipeline import own_cpu_storage
 
         for module in (transformer, vae, text_encoder):  # bitwise-stable CPU results after a load
@@ -89,6 +89,35 @@ def build_models(cfg: TrainConfig, output_dir: Path):
     _check_compatible(cfg, transformer, vae, text_encoder)
     encoder = VAETextEncoder(vae, text_encoder, tokenizer, max_text_length=m.max_text_length)
     return transformer, encoder, encoder_id
+
+
+WHOLE_FILE_HASH_LIMIT = 256 << 20  # bigger weight files (UMT5-XXL's 11 GB) are keyed by size and both ends
+
+
+def _encoder_digest(root: Path) -> dict[str, str]:
+    """What the latent cache depends on in a pretrained folder: its codec, text encoder and tokenizer files, by
+    content, so a cache survives moving the folder or retraining its transformer and never outlives a change of
+    those files. Files over 256 MiB are keyed by their size and the sha256 of their first and last 8 MiB."""
+    import hashlib
+
+    from wildactor.media import file_sha256
+
+    digest = {}
+    for name in ("vae", "text_encoder", "tokenizer"):
+        for f in sorted((root / name).rglob("*")):
+            if not f.is_file():
+                continue
+            size = f.stat().st_size
+            if size <= WHOLE_FILE_HASH_LIMIT:
+                digest[f.relative_to(root).as_posix()] = file_sha256(f)
+                continue
+            h = hashlib.sha256(str(size).encode())
+            with open(f, "rb") as stream:
+                h.update(stream.read(8 << 20))
+                stream.seek(max(0, size - (8 << 20)))
+                h.update(stream.read())
+            digest[f.relative_to(root).as_posix()] = f"ends:{h.hexdigest()}"
+    return digest
 
 
 def _check_compatible(cfg: TrainConfig, transformer, vae, text_encoder) -> None:
