@@ -107,12 +107,13 @@ def _model(config: dict, **extra):
     return model
 
 
-def _inputs(batch: int = 2):
+def _inputs(batch: int = 2, device: str = "cpu", dtype: torch.dtype = torch.float32):
     gen = torch.Generator().manual_seed(2)
     x = torch.randn(batch, 4, *VIDEO, generator=gen)
     text = torch.randn(batch, 7, 16, generator=gen)
     refs = torch.randn(batch, 4, len(KINDS), 8, 8, generator=gen)
-    return x, torch.tensor([700.0, 200.0][:batch]), text, refs
+    move = lambda v: v.to(device=device, dtype=dtype)  # noqa: E731
+    return move(x), torch.tensor([700.0, 200.0][:batch], device=device), move(text), move(refs)
 
 
 def _count_plan_calls(model) -> dict[str, int]:
@@ -206,9 +207,9 @@ def _cpu_flash_forward_op(
     return (out, lse) if return_lse else out
 
 
-def _run_all(model, per_token: bool) -> dict[str, torch.Tensor]:
+def _run_all(model, per_token: bool, device: str = "cpu", dtype=torch.float32) -> dict[str, torch.Tensor]:
     """Everything a context-parallel user runs, under no_grad: cache, cached video pass, both streams, no refs."""
-    x, t, text, refs = _inputs()
+    x, t, text, refs = _inputs(device=device, dtype=dtype)
     if per_token:  # Wan2.2 TI2V: per-token timesteps (B, S), the first latent frame clean
         tokens = VIDEO[0] * (VIDEO[1] // 2) * (VIDEO[2] // 2)
         t = t[:, None].repeat(1, tokens)
@@ -221,11 +222,18 @@ def _run_all(model, per_token: bool) -> dict[str, torch.Tensor]:
         out["cached"] = model(x, t, text, reference_cache=cache, return_dict=False)[0]
         out["latents"] = model(x, t, text, reference_latents=refs, reference_types=KINDS).sample
         out["no_refs"] = model(x, t, text).sample
-    return out
+    return {k: v.float().cpu().contiguous() for k, v in out.items()}
 
 
-def main(out: str) -> None:
-    """Worker: for ring and Ulysses, a model under diffusers' `enable_parallelism`; each rank writes its results."""
+# The CUDA run needs a head dim the GPU kernels take (a multiple of 8).
+CUDA_CONFIG = {"attention_head_dim": 16}
+
+
+def main(out: str, device: str) -> None:
+    """Worker: for ring and Ulysses, a model under diffusers' `enable_parallelism`; each rank writes its results.
+
+    device "cpu": gloo, fp32, with the stand-ins below; "cuda": NCCL, one GPU per rank, bf16, diffusers unchanged.
+    """
     import torch.distributed as dist
     from diffusers import ContextParallelConfig
     from diffusers.models import attention_dispatch
@@ -233,16 +241,23 @@ def main(out: str) -> None:
 
     from wildactor.default_model import TINY_TRANSFORMER_CONFIG
 
-    dist.init_process_group("gloo")
+    config, dtype = dict(TINY_TRANSFORMER_CONFIG), torch.float32
+    if device == "cuda":
+        dist.init_process_group("nccl")
+        torch.cuda.set_device(int(os.environ["LOCAL_RANK"]))
+        config, dtype = {**config, **CUDA_CONFIG}, torch.bfloat16
+    else:
+        dist.init_process_group("gloo")
+        # enable_parallelism maps ranks to accelerator devices (rank % device_count()): a CPU has none. And
+        # `_native_flash`'s kernel is CUDA-only. Both stand-ins keep diffusers' own code paths: mesh, hooks,
+        # templated ring / Ulysses attention with LSE.
+        torch.accelerator.device_count = lambda: 1
+        attention_dispatch._native_flash_attention_forward_op = _cpu_flash_forward_op
     rank = dist.get_rank()
-    # enable_parallelism maps ranks to accelerator devices (rank % device_count()); on a CPU there are none, and
-    # `_native_flash`'s kernel is CUDA-only. Both stand-ins keep diffusers' own code paths: mesh, hooks, templated
-    # ring / Ulysses attention with LSE.
-    torch.accelerator.device_count = lambda: 1
-    attention_dispatch._native_flash_attention_forward_op = _cpu_flash_forward_op
+    target = f"cuda:{torch.cuda.current_device()}" if device == "cuda" else "cpu"
     results: dict[str, torch.Tensor] = {}
     for name, degrees in (("ring", {"ring_degree": 2}), ("ulysses", {"ulysses_degree": 2})):
-        model = _model(TINY_TRANSFORMER_CONFIG)
+        model = _model(config).to(device=target, dtype=dtype)
         model.set_attention_backend("_native_flash")
         model.enable_parallelism(config=ContextParallelConfig(**degrees))
         tokens_seen: list[int] = []
@@ -250,8 +265,8 @@ def main(out: str) -> None:
             lambda _, args, seen=tokens_seen: seen.append(args[0].shape[1])
         )
         for per_token in (False, True):
-            got = _run_all(model, per_token)
-            results.update({f"{name}.{int(per_token)}.{k}": v.contiguous() for k, v in got.items()})
+            got = _run_all(model, per_token, target, dtype)
+            results.update({f"{name}.{int(per_token)}.{k}": v for k, v in got.items()})
         results[f"{name}.block0_tokens"] = torch.tensor(tokens_seen)
         results[f"{name}.parallel_calls"] = torch.tensor([_CALLS["parallel"]])
         _CALLS["parallel"] = 0
@@ -266,40 +281,84 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.mark.slow
-def test_two_processes_ring_and_ulysses_with_references_match_one_process(tmp_path, tiny_transformer_config):
+def _launch(out: Path, device: str) -> list[dict[str, torch.Tensor]]:
     from safetensors.torch import load_file
 
-    from wildactor.default_model import TINY_TRANSFORMER_CONFIG
-
-    out = tmp_path / "cp.safetensors"
     cmd = [
         sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(_free_port()),
-        str(Path(__file__).resolve()), str(out),
+        str(Path(__file__).resolve()), str(out), device,
     ]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    ranks = [load_file(f"{out}.{r}") for r in range(2)]
+    return [load_file(f"{out}.{r}") for r in range(2)]
 
-    model = _model(TINY_TRANSFORMER_CONFIG)  # one process, diffusers' default backend, no hooks
-    expected = {int(p): _run_all(model, per_token=p) for p in (False, True)}
+
+def _check_ranks(ranks, expected, tolerance: float, stand_in: bool) -> None:
     for name in ("ring", "ulysses"):
         for got in ranks:
             # Each pass of `_run_all`: block 0 gets all 32 reference tokens in the reference stream, and half of
             # the 48 video tokens in the cached video pass, the both-streams pass and the pass without references.
             assert got[f"{name}.block0_tokens"].tolist() == [32, 24, 24, 24] * 2
-            # 3 video passes x 2 blocks x 2 timestep kinds through diffusers' templated attention (ring: 2 steps)
-            assert int(got[f"{name}.parallel_calls"]) == 12 * (2 if name == "ring" else 1)
+            if stand_in:  # 3 video passes x 2 blocks x 2 timestep kinds through the templated attention
+                assert int(got[f"{name}.parallel_calls"]) == 12 * (
+                    2 if name == "ring" else 1
+                )  # ring: 2 steps
             for p, want in expected.items():
                 for key, value in want.items():
                     torch.testing.assert_close(
-                        got[f"{name}.{p}.{key}"], value, rtol=1e-5, atol=1e-5, msg=f"{name} {p} {key}"
+                        got[f"{name}.{p}.{key}"],
+                        value,
+                        rtol=tolerance,
+                        atol=tolerance,
+                        msg=f"{name} {p} {key}",
                     )
         for key in ranks[0]:  # the reference K/V are replicated: identical on both ranks
             if ".cache." in key:
                 assert torch.equal(ranks[0][key], ranks[1][key]), key
 
 
+@pytest.mark.slow
+def test_two_processes_ring_and_ulysses_with_references_match_one_process(tmp_path):
+    from wildactor.default_model import TINY_TRANSFORMER_CONFIG
+
+    ranks = _launch(tmp_path / "cp.safetensors", "cpu")
+    model = _model(TINY_TRANSFORMER_CONFIG)  # one process, diffusers' default backend, no hooks
+    expected = {int(p): _run_all(model, per_token=p) for p in (False, True)}
+    _check_ranks(ranks, expected, tolerance=1e-5, stand_in=True)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(torch.cuda.device_count() < 2, reason="context parallel over NCCL needs 2 GPUs")
+def test_two_gpus_ring_and_ulysses_with_references_match_one_gpu(tmp_path):
+    from wildactor.default_model import TINY_TRANSFORMER_CONFIG
+
+    ranks = _launch(tmp_path / "cp.safetensors", "cuda")
+    model = _model({**TINY_TRANSFORMER_CONFIG, **CUDA_CONFIG}).to("cuda", torch.bfloat16)
+    expected = {int(p): _run_all(model, p, "cuda", torch.bfloat16) for p in (False, True)}
+    _check_ranks(ranks, expected, tolerance=5e-2, stand_in=False)
+
+
+@pytest.mark.gpu
+def test_cuda_kernels_return_the_natural_log_sum_exp_the_merge_expects():
+    # The merge trusts each backend's LSE layout (B, S, H) and base (natural log, scores scaled by 1/sqrt(D)).
+    # diffusers' ring attention feeds these forward ops the same way (no autograd context needed to save).
+    from diffusers.models import attention_dispatch as ad
+
+    gen = torch.Generator().manual_seed(4)
+    query, key, value = (torch.randn(2, 96, 4, 64, generator=gen).cuda().bfloat16() for _ in range(3))
+    for op in (ad._native_flash_attention_forward_op, ad._cudnn_attention_forward_op):
+        parts = [op(None, query, key[:, s], value[:, s], return_lse=True, _save_ctx=False)
+                 for s in (slice(0, 40), slice(40, None))]  # fmt: skip
+        out_a, lse_a = parts[0]
+        assert lse_a.shape == out_a.shape[:3], op.__name__
+        torch.testing.assert_close(lse_a.float(), attention_with_lse(query, key[:, :40], value[:, :40])[1],
+                                   rtol=1e-2, atol=1e-2)  # fmt: skip
+        out, _ = merge_attention(*parts[0], *parts[1])
+        torch.testing.assert_close(
+            out, _sdpa(query.float(), key.float(), value.float()), rtol=2e-2, atol=2e-2
+        )
+
+
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(sys.argv[1], sys.argv[2])
