@@ -155,6 +155,56 @@ def test_split_point_is_an_identity_and_the_model_keeps_stock_wan_weights(tiny_t
         assert torch.equal(model(x, t, text).sample, stock(x, t, text).sample)
 
 
+class _TwoRanks:
+    """The part of a DeviceMesh that diffusers' split hook reads: 2 ranks (this process plays the one from get_rank)."""
+
+    def size(self) -> int:
+        return 2
+
+    def get_group(self) -> None:
+        return None
+
+
+def _attention_tokens(model) -> list[int]:
+    """Tokens each block's self-attention key projection receives (after any split hook on the block has run)."""
+    seen: list[int] = []
+    for block in model.blocks:
+        block.attn1.to_k.register_forward_pre_hook(lambda _, args: seen.append(args[0].shape[1]))
+    return seen
+
+
+def test_diffusers_split_hooks_leave_the_reference_stream_whole(tiny_transformer_config, monkeypatch):
+    # diffusers' own hooks (`apply_context_parallel`) on one process acting as rank 1 of 2: the plan splits the
+    # video tokens, while the reference stream's K/V stay whole and equal the run without hooks. Wan's own entry
+    # for `blocks.0` would split the references (and break their rotary tables).
+    from diffusers import ContextParallelConfig, WanTransformer3DModel
+    from diffusers.hooks.context_parallel import apply_context_parallel
+
+    monkeypatch.setattr(torch.distributed, "get_rank", lambda group=None: 1)
+    config = ContextParallelConfig(ring_degree=2)
+    config._flattened_mesh = _TwoRanks()
+    x, t, text, refs = _inputs()
+    tokens = torch.randn(2, 48, 24)
+    model = _model(tiny_transformer_config)
+    with torch.no_grad():
+        expected = model.encode_references(refs, KINDS, VIDEO)
+    seen = _attention_tokens(model)
+    apply_context_parallel(model, config, model._cp_plan)
+    with torch.no_grad():
+        cache = model.encode_references(refs, KINDS, VIDEO)
+        shard, _ = model.video_tokens(tokens, t)
+    assert seen == [32, 32]  # 2 references of 16 tokens, in both blocks
+    assert all(torch.equal(a, b) for a, b in zip(cache.keys + cache.values, expected.keys + expected.values))
+    assert torch.equal(shard, tokens[:, 24:])  # rank 1's half of the video tokens
+
+    wan_split = _model(tiny_transformer_config)
+    seen = _attention_tokens(wan_split)
+    apply_context_parallel(wan_split, config, {"blocks.0": WanTransformer3DModel._cp_plan["blocks.0"]})
+    with torch.no_grad(), pytest.raises(RuntimeError, match="size of tensor"):  # 16 tokens, 32 rotary rows
+        wan_split.encode_references(refs, KINDS, VIDEO)
+    assert seen == [16]  # block 0 got half of the reference tokens
+
+
 def _fake_parallel(model, backend: str | None = None) -> None:
     """What `enable_parallelism` records on the model and its processors (it cannot run without an accelerator)."""
     if backend is not None:
