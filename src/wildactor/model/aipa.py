@@ -236,19 +236,18 @@ class AIPAAttnProcessor:
                 "backward ignores the gradient of the log-sum-exp that merges in the reference K/V. Run inference "
                 "under torch.no_grad()"
             )
+        # All ranks' video K/V, through the backend's ring / Ulysses attention: (B, S_local, H, D), (B, S_local, H).
         out_video, lse_video = dispatch_attention_fn(
             query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False,
             attention_kwargs={"return_lse": True}, backend=self._attention_backend,
             parallel_config=self._parallel_config,
-        )  # fmt: skip  # (B, S_local, H, D), (B, S_local, H)
+        )  # fmt: skip
         if tuple(lse_video.shape) != tuple(out_video.shape[:3]):
             raise RuntimeError(
                 f"backend {backend!r} returned a log-sum-exp of shape {tuple(lse_video.shape)} for an output of "
                 f"shape {tuple(out_video.shape)}; expected (B, S, H)"
             )
-        out_ref, lse_ref = attention_with_lse(
-            query, ref_key, ref_value
-        )  # (B, S_local, H, D), (B, S_local, H)
+        out_ref, lse_ref = attention_with_lse(query, ref_key, ref_value)  # the replicated references, locally
         out, _ = merge_attention(out_video, lse_video, out_ref, lse_ref)
         return self._project(attn, out.type_as(query))
 
