@@ -140,31 +140,3 @@ def test_an_ordinary_peft_lora_targets_video_projections_and_leaves_the_referenc
         assert not torch.equal(model(x, t, text).sample, plain)  # the community LoRA changes video tokens
     after = model.reference_lora_state_dict()
     assert after.keys() == before.keys() and all(torch.equal(after[k], before[k]) for k in before)
-
-
-def test_context_parallel_plan_hooks_modules_the_forward_calls(tiny_transformer_config):
-    # diffusers' context parallel needs an accelerator (it maps ranks to devices), so on a CPU this checks what
-    # its plan relies on: every module it names is called by the forward, once per video pass.
-    model = make(tiny_transformer_config)
-    called: dict[str, int] = {}
-    for name in model._cp_plan:
-        module = model.get_submodule(name) if name else model
-        module.register_forward_pre_hook(
-            lambda *_, name=name: called.__setitem__(name, called.get(name, 0) + 1)
-        )
-    x, t, text, _ = inputs()
-    with torch.no_grad():
-        model(x, t, text)
-    assert called == dict.fromkeys(model._cp_plan, 1)
-
-
-def test_context_parallel_with_references_is_refused_clearly(tiny_transformer_config):
-    model = make(tiny_transformer_config)
-    x, t, text, refs = inputs()
-    model._parallel_config = (
-        object()
-    )  # what enable_parallelism records (it cannot run without an accelerator)
-    with pytest.raises(NotImplementedError, match="context parallel"):
-        model(x, t, text, reference_latents=refs, reference_types=KINDS)
-    with pytest.raises(NotImplementedError, match="context parallel"):
-        model.encode_references(refs, KINDS, VIDEO)

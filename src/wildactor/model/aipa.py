@@ -8,6 +8,12 @@ Two ideas live here:
 
 Attention is two mask-free calls through diffusers' `dispatch_attention_fn`, so any backend (native, flash,
 sage, ...) works; `model.set_attention_backend(name)` reaches this processor like Wan's own.
+
+Under context parallel (diffusers' `enable_parallelism`) each rank holds a shard of the video tokens and the same
+full set of reference K/V. Video queries then attend to all video K/V through the backend's ring/Ulysses attention,
+which returns its log-sum-exp, and to the replicated reference K/V locally; the two are merged exactly
+(`lse_merge.merge_attention`). That needs a backend that returns the LSE under context parallel
+(`LSE_PARALLEL_BACKENDS`).
 """
 
 from __future__ import annotations
@@ -16,9 +22,24 @@ import math
 from dataclasses import dataclass
 
 import torch
-from diffusers.models.attention_dispatch import dispatch_attention_fn
+from diffusers.models.attention_dispatch import (
+    AttentionBackendName,
+    _AttentionBackendRegistry,
+    dispatch_attention_fn,
+)
 from diffusers.models.transformers.transformer_wan import WanAttention, _get_qkv_projections
 from torch import nn
+
+from wildactor.model.lse_merge import attention_with_lse, merge_attention
+
+# diffusers' attention backends (0.42) whose context-parallel path returns the log-sum-exp (B, S, H) that merging
+# the reference K/V needs. `native` and `_native_npu` support context parallel but refuse `return_lse`.
+LSE_PARALLEL_BACKENDS = frozenset(
+    {
+        "flash", "flash_hub", "flash_varlen_hub", "_flash_3_hub", "_flash_3_varlen_hub", "_native_cudnn",
+        "_native_flash", "sage", "sage_hub",
+    }
+)  # fmt: skip
 
 
 class LoRAProjection(nn.Module):
@@ -154,7 +175,9 @@ class AIPAAttnProcessor:
     """Stateless self-attention processor for WildActor blocks; owns no weights and no cache.
 
     Called like Wan's processor for video tokens; `reference_kv` (K/V of the reference tokens of this block,
-    each (B, S_ref, H, D)) extends the keys and values the video queries attend to.
+    each (B, S_ref, H, D)) extends the keys and values the video queries attend to. Under context parallel
+    (`_parallel_config` set by `enable_parallelism`) the video tokens are this rank's shard and `reference_kv` is
+    the full, replicated set; see the module docstring.
     """
 
     _attention_backend = None
@@ -173,9 +196,60 @@ class AIPAAttnProcessor:
             query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, backend=self._attention_backend,
             parallel_config=parallel_config,
         )  # fmt: skip
-        out = out.flatten(2, 3).type_as(query)  # (B, Sq, H*D)
+        return self._project(attn, out.type_as(query))
+
+    def _project(self, attn: WanAttention, out: torch.Tensor) -> torch.Tensor:
+        out = out.flatten(2, 3)  # (B, Sq, H*D)
         out = attn.to_out[0](out)
         return attn.to_out[1](out)
+
+    def backend_name(self) -> str:
+        """The attention backend this processor dispatches to (its own, else diffusers' active one)."""
+        if self._attention_backend is not None:
+            return AttentionBackendName(self._attention_backend).value
+        return _AttentionBackendRegistry.get_active_backend()[0].value
+
+    def attend_parallel(
+        self,
+        attn: WanAttention,
+        query: torch.Tensor,
+        key: torch.Tensor,
+        value: torch.Tensor,
+        ref_key: torch.Tensor,
+        ref_value: torch.Tensor,
+    ) -> torch.Tensor:
+        """Context parallel: this rank's video queries over [all ranks' video K/V ; the replicated reference K/V].
+
+        query/key/value (B, S_local, H, D) are this rank's shard; ref_key/ref_value (B, S_ref, H, D) are the same on
+        every rank. Returns (B, S_local, dim), equal to one process attending to the concatenation.
+        """
+        backend = self.backend_name()
+        if backend not in LSE_PARALLEL_BACKENDS:
+            raise NotImplementedError(
+                f"context parallel with references needs an attention backend that returns its log-sum-exp under "
+                f"context parallel ({', '.join(sorted(LSE_PARALLEL_BACKENDS))}); this model uses {backend!r}. "
+                "Call model.set_attention_backend(...) before enable_parallelism"
+            )
+        if torch.is_grad_enabled() and any(t.requires_grad for t in (query, key, value, ref_key, ref_value)):
+            raise NotImplementedError(
+                "training under context parallel with references is not supported: diffusers' ring/Ulysses "
+                "backward ignores the gradient of the log-sum-exp that merges in the reference K/V. Run inference "
+                "under torch.no_grad()"
+            )
+        # All ranks' video K/V, through the backend's ring / Ulysses attention: (B, S_local, H, D), (B, S_local, H).
+        out_video, lse_video = dispatch_attention_fn(
+            query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False,
+            attention_kwargs={"return_lse": True}, backend=self._attention_backend,
+            parallel_config=self._parallel_config,
+        )  # fmt: skip
+        if tuple(lse_video.shape) != tuple(out_video.shape[:3]):
+            raise RuntimeError(
+                f"backend {backend!r} returned a log-sum-exp of shape {tuple(lse_video.shape)} for an output of "
+                f"shape {tuple(out_video.shape)}; expected (B, S, H)"
+            )
+        out_ref, lse_ref = attention_with_lse(query, ref_key, ref_value)  # the replicated references, locally
+        out, _ = merge_attention(out_video, lse_video, out_ref, lse_ref)
+        return self._project(attn, out.type_as(query))
 
     def __call__(
         self,
@@ -191,12 +265,11 @@ class AIPAAttnProcessor:
         query, key, value = project_qkv(attn, hidden_states, rotary_emb)
         if reference_kv is None:  # Wan's self-attention, context parallel included (video tokens sharded)
             return self.attend(attn, query, key, value, self._parallel_config)
-        if self._parallel_config is not None:
-            raise NotImplementedError(
-                "context parallel with references is not implemented: the replicated reference K/V would need "
-                "to be merged with the sharded video attention (log-sum-exp); run references without it"
-            )
         ref_key, ref_value = reference_kv
+        if self._parallel_config is not None:
+            return self.attend_parallel(
+                attn, query, key, value, ref_key.to(key.dtype), ref_value.to(value.dtype)
+            )
         key = torch.cat([key, ref_key.to(key.dtype)], dim=1)  # (B, S_video + S_ref, H, D)
         value = torch.cat([value, ref_value.to(value.dtype)], dim=1)
         return self.attend(attn, query, key, value)

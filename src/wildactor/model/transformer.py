@@ -9,6 +9,7 @@ from typing import Any
 
 import torch
 from diffusers.configuration_utils import register_to_config
+from diffusers.models._modeling_parallel import ContextParallelInput, ContextParallelOutput
 from diffusers.models.modeling_outputs import Transformer2DModelOutput
 from diffusers.models.transformers.transformer_wan import WanTransformer3DModel, WanTransformerBlock
 from diffusers.utils import apply_lora_scale
@@ -192,6 +193,20 @@ class WildActorTransformerBlock(WanTransformerBlock):
         return x, r, k_r, v_r
 
 
+class VideoTokens(nn.Module):
+    """Where the video tokens and their timesteps enter the blocks: an identity, owning no weights.
+
+    Context parallel shards them here (the model's `_cp_plan`). The reference stream never passes through it, so
+    reference tokens, which run the same blocks, stay whole and identical on every rank.
+    """
+
+    def forward(
+        self, hidden_states: torch.Tensor, timestep: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """hidden_states (B, S, D) and timestep (B,) or per-token (B, S), returned as they are."""
+        return hidden_states, timestep
+
+
 class WildActorTransformer3DModel(WanTransformer3DModel):
     """Wan transformer whose video tokens also attend to reference images of the actor.
 
@@ -205,6 +220,21 @@ class WildActorTransformer3DModel(WanTransformer3DModel):
     _keys_to_ignore_on_load_unexpected = ["norm_added_q"]
     _no_split_modules = ["WildActorTransformerBlock"]
     _repeated_blocks = ["WildActorTransformerBlock"]
+    # Context parallel (`enable_parallelism`): as Wan's plan (rotary tables, video tokens and per-token timesteps
+    # split along the sequence, the output gathered), except that video tokens and timesteps are split at
+    # `video_tokens` instead of at `blocks.0` and the model's input: the reference stream calls `blocks.0` too, and
+    # its tokens must stay whole (replicated) on every rank.
+    _cp_plan = {
+        "rope": {
+            0: ContextParallelInput(split_dim=1, expected_dims=4, split_output=True),
+            1: ContextParallelInput(split_dim=1, expected_dims=4, split_output=True),
+        },
+        "video_tokens": {
+            "hidden_states": ContextParallelInput(split_dim=1, expected_dims=3, split_output=False),
+            "timestep": ContextParallelInput(split_dim=1, expected_dims=2, split_output=False),
+        },
+        "proj_out": ContextParallelOutput(gather_dim=1, expected_dims=3),
+    }
 
     @register_to_config
     def __init__(
@@ -259,6 +289,7 @@ class WildActorTransformer3DModel(WanTransformer3DModel):
             face_temporal_offset, body_temporal_offset, reference_frame_stride, rope_mode
         )
         self.rope = IRoPE(attention_head_dim, patch_size, self.irope)
+        self.video_tokens = VideoTokens()
         inner_dim = num_attention_heads * attention_head_dim
         self.blocks = nn.ModuleList(
             [
@@ -564,10 +595,10 @@ class WildActorTransformer3DModel(WanTransformer3DModel):
         runs the reference stream alone and returns its `ReferenceCache` (what `encode_references` calls).
         """
         references = reference_latents is not None or reference_cache is not None
-        if references and getattr(self, "_parallel_config", None) is not None:
+        if references and self.config.attention_mode == "full" and self._parallel_config is not None:
             raise NotImplementedError(
-                "context parallel runs WildActor without references only: `_cp_plan` shards the video tokens, and "
-                "merging the replicated reference K/V into sharded attention is not implemented"
+                'context parallel with references runs attention_mode="aipa" only: in "full" mode the references '
+                "attend to the video tokens, which context parallel shards"
             )
         if hidden_states is None:
             if reference_latents is None or reference_types is None or video_shape is None:
@@ -601,6 +632,8 @@ class WildActorTransformer3DModel(WanTransformer3DModel):
 
         x = self.patch_embedding(hidden_states)  # (B, D, F', H', W')
         x = x.flatten(2).transpose(1, 2).contiguous()  # (B, S, D)
+        # Under context parallel this rank's shard comes back: (B, S / ranks, D), timestep (B,) or (B, S / ranks).
+        x, timestep = self.video_tokens(x, timestep)
 
         ts_seq_len = None
         if timestep.ndim == 2:  # per-token timesteps (B, S)
