@@ -484,9 +484,14 @@ def test_pretrained_cache_key_follows_codec_text_and_tokenizer_content_not_the_p
         (root / name / "weights.bin").write_bytes(data)
     key = models._encoder_digest(root)
     assert sorted(key) == ["text_encoder/weights.bin", "tokenizer/weights.bin", "vae/weights.bin"]
+    (root / "vae" / "config.json").write_text('{"_name_or_path": "a", "z_dim": 8}')
+    key = models._encoder_digest(root)
     shutil.copytree(root, tmp_path / "moved")
+    (tmp_path / "moved" / "vae" / "config.json").write_text('{"z_dim": 8, "_name_or_path": "b"}')
     (tmp_path / "moved" / "transformer" / "weights.bin").write_bytes(b"retrained")
-    assert models._encoder_digest(tmp_path / "moved") == key  # moved, transformer retrained: same cache
+    assert (
+        models._encoder_digest(tmp_path / "moved") == key
+    )  # moved, re-saved, transformer retrained: same cache
     (tmp_path / "moved" / "vae" / "weights.bin").write_bytes(b"w" * 100)
     assert models._encoder_digest(tmp_path / "moved") != key  # another codec: another cache
     monkeypatch.setattr(models, "WHOLE_FILE_HASH_LIMIT", 200)  # the 300-byte file is now "large"

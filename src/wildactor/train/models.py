@@ -97,7 +97,7 @@ WHOLE_FILE_HASH_LIMIT = 256 << 20  # bigger weight files (UMT5-XXL's 11 GB) are 
 def _encoder_digest(root: Path) -> dict[str, str]:
     """What the latent cache depends on in a pretrained folder: its codec, text encoder and tokenizer files, by
     content, so a cache survives moving the folder or retraining its transformer and never outlives a change of
-    those files. Files over 256 MiB are keyed by their size and the sha256 of their first and last 8 MiB."""
+    those files. JSON configs count without ``_name_or_path`` (where they were loaded from). Files over 256 MiB are keyed by their size and the sha256 of their first and last 8 MiB."""
     import hashlib
 
     from wildactor.media import file_sha256
@@ -108,6 +108,18 @@ def _encoder_digest(root: Path) -> dict[str, str]:
             if not f.is_file():
                 continue
             size = f.stat().st_size
+            if (
+                f.suffix == ".json" and size <= WHOLE_FILE_HASH_LIMIT
+            ):  # configs: minus where they were loaded from
+                try:
+                    config = json.loads(f.read_text())
+                except ValueError:
+                    config = None
+                if isinstance(config, dict):
+                    config.pop("_name_or_path", None)
+                    text = json.dumps(config, sort_keys=True).encode()
+                    digest[f.relative_to(root).as_posix()] = hashlib.sha256(text).hexdigest()
+                    continue
             if size <= WHOLE_FILE_HASH_LIMIT:
                 digest[f.relative_to(root).as_posix()] = file_sha256(f)
                 continue
