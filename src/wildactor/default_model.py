@@ -8,7 +8,7 @@ narrative, are used when the user gives none) and its preferred settings, if any
 ``default_model/generate_defaults.json`` (keys: steps, size, frames, fps, guidance_scale, and optionally
 reference_guidance_scale).
 
-The package ships that folder (`configs/actorworld-tiny.yaml` trained for 7,500 steps, EMA weights; README). Where
+The package ships that folder (`configs/actorworld-tiny-v1.yaml` trained for 7,500 steps, EMA weights; README). Where
 it is absent (an install that strips package data), the default falls back to a TINY RANDOM model: untrained
 weights, useful only to exercise the command path, and labelled as such in everything it writes.
 """
