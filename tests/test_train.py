@@ -370,7 +370,10 @@ def test_condition_dropout_uses_the_empty_prompt_and_drops_references(tmp_path):
 
     def run(**schedule):
         seen.clear()
-        c = dataclasses.replace(cfg, schedule=dataclasses.replace(cfg.schedule, **schedule))
+        every = dataclasses.replace(
+            cfg.optimizer, trainable="all"
+        )  # reference dropout needs trainable base weights
+        c = dataclasses.replace(cfg, optimizer=every, schedule=dataclasses.replace(cfg.schedule, **schedule))
         flow_matching_loss(spy, encoder, batch, c, "cpu")
         return seen[0]
 
