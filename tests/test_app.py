@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import tempfile
 import threading
 import time
@@ -18,6 +17,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from _ports import free_port
 from wildactor.app import (
     MAX_REFERENCES,
     MAX_SHOTS,
@@ -187,12 +187,6 @@ def test_generation_requests_run_one_at_a_time(tiny_model, tmp_path, monkeypatch
     assert overlaps == [1, 1, 1]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _status_code(url: str) -> int:
     try:
         with urllib.request.urlopen(url, timeout=10) as response:
@@ -215,7 +209,7 @@ def test_the_page_in_chromium_generates_two_shots_and_survives_a_text_upload(tmp
         }  # the page offers the model's defaults: keep it quick
     frames = int(loaded.defaults["frames"])
     server = AppServer(loaded)
-    url = server.launch("127.0.0.1", _free_port())
+    url = server.launch("127.0.0.1", free_port())
     example = DEFAULT_MODEL_DIR / "example_actor"
     text_file = tmp_path / "notes.txt"
     text_file.write_text("not an image")
@@ -306,7 +300,7 @@ def test_the_app_command_serves_until_sigterm_and_removes_its_folder(tmp_path):
     import subprocess
     import sys
 
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
     proc = subprocess.Popen(
         [sys.executable, "-m", "wildactor.cli", "app", "--port", str(port), "--device", "cpu"],

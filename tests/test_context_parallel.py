@@ -11,7 +11,6 @@ The file is also the worker that `torch.distributed.run` starts (see `main`).
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -20,6 +19,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from _ports import free_port
 from wildactor.model.lse_merge import attention_with_lse, merge_attention
 
 VIDEO = (3, 8, 8)  # latent (F, H, W): 3 * 4 * 4 = 48 video tokens, 2 references of 16 tokens
@@ -325,17 +325,11 @@ def main(out: str, device: str) -> None:
     dist.destroy_process_group()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _launch(out: Path, device: str) -> list[dict[str, torch.Tensor]]:
     from safetensors.torch import load_file
 
     cmd = [
-        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(_free_port()),
+        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(free_port()),
         str(Path(__file__).resolve()), str(out), device,
     ]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": "1"}

@@ -6,12 +6,13 @@ The file is also the worker that `torch.distributed.run` starts (see `main`)."""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import torch
+
+from _ports import free_port
 
 KINDS = ["face", "body", "body"]
 
@@ -94,18 +95,12 @@ def main(out: str) -> None:
     dist.destroy_process_group()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_fsdp1_and_fsdp2_with_references_match_the_unsharded_model(tmp_path):
     from safetensors.torch import load_file
 
     out = tmp_path / "fsdp.safetensors"
     cmd = [
-        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(_free_port()),
+        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(free_port()),
         str(Path(__file__).resolve()), str(out),
     ]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
