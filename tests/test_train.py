@@ -500,3 +500,37 @@ def test_pretrained_cache_key_follows_codec_text_and_tokenizer_content_not_the_p
     monkeypatch.setattr(models, "WHOLE_FILE_HASH_LIMIT", 200)  # the 300-byte file is now "large"
     large = models._encoder_digest(root)["text_encoder/weights.bin"]
     assert large.startswith("ends:") and large != key["text_encoder/weights.bin"]
+
+
+def test_numbers_in_exponent_form_are_numbers_in_configs_and_overrides(tmp_path):
+    # PyYAML's YAML 1.1 resolver reads `5e-4` as a string; the optimizer would get "5e-4"
+    cfg = TrainConfig.from_yaml(CONFIG, ["optimizer.lr=5e-4", "optimizer.weight_decay=1E-2"])
+    assert cfg.optimizer.lr == 5e-4 and cfg.optimizer.weight_decay == 1e-2
+    lines = CONFIG.read_text().splitlines()
+    at = next(i for i, line in enumerate(lines) if line.strip().startswith("lr:"))
+    lines[at] = "  lr: 2e-4"
+    written = tmp_path / "exp.yaml"
+    written.write_text("\n".join(lines) + "\n")
+    assert TrainConfig.from_yaml(written).optimizer.lr == 2e-4
+    assert TrainConfig.from_yaml(CONFIG, ["sampler.kind=random"]).sampler.kind == "random"
+
+
+def test_the_trainer_cleans_prompts_as_the_pipeline_does(tmp_path):
+    from wildactor.data.dataset import collate
+
+    cfg = tiny_config()
+    manifest, records = load_records(cfg, tmp_path)
+    model, encoder, encoder_id = build_models(cfg, tmp_path)
+    dataset = build_dataset(cfg, manifest, records, encoder, encoder_id, None)
+    batch = collate([dataset[p] for p in range(2)])
+    batch["prompt"] = ["a  person &amp;amp; a dog\n walks", "  plain  "]
+    seen = []
+    original = encoder.encode_text
+
+    def spy(texts):
+        seen.append(list(texts))
+        return original(texts)
+
+    encoder.encode_text = spy
+    flow_matching_loss(model, encoder, batch, cfg, "cpu")
+    assert seen[0] == ["a person & a dog walks", "plain"]

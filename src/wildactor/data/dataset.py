@@ -382,7 +382,7 @@ def build_latent_cache(
 ) -> Path:
     """Encode every clip, every reference and every prompt once; write safetensors shards. Resumable.
 
-    A prompt is stored as its valid rows only (the encoder zeroes the padding), in ``text_dtype`` (the training
+    A prompt is cleaned as the pipeline cleans it (`clean_prompt`) and stored as its valid rows only (the encoder zeroes the padding), in ``text_dtype`` (the training
     precision: under bf16 autocast the text projection reads bf16 anyway); reading pads it back.
 
     Each record gets one frame window (seeded by (seed, index)); the sampler still draws references per step
@@ -391,6 +391,8 @@ def build_latent_cache(
     """
     from safetensors.torch import save_file
     from tqdm.auto import tqdm
+
+    from wildactor.diffusion.prompts import clean_prompt
 
     manifest, cache_dir = Path(manifest), Path(cache_dir)
     root = manifest.parent
@@ -428,7 +430,7 @@ def build_latent_cache(
             tensors[f"{index}.video"] = (
                 encoder.encode_video(video.permute(1, 0, 2, 3)[None])[0].cpu().contiguous()
             )
-            text = trim_text(encoder.encode_text([record.prompt])[0])  # (n, D)
+            text = trim_text(encoder.encode_text([clean_prompt(record.prompt)])[0])  # (n, D), as the pipeline
             tensors[f"{index}.text"] = text.to(text_dtype).cpu().contiguous()
             for j, ref in enumerate(record.refs):
                 image = load_reference(

@@ -275,8 +275,9 @@ class TrainConfig:
         path = Path(path)
         if not path.is_file():
             raise WildActorError(f"config not found: {path}")
+        loader = _yaml_loader()
         try:
-            data = yaml.safe_load(path.read_text()) or {}
+            data = yaml.load(path.read_text(), Loader=loader) or {}
             for item in overrides:
                 key, sep, raw = item.partition("=")
                 if not sep or not key or any(not part for part in key.split(".")):
@@ -288,7 +289,7 @@ class TrainConfig:
                     if not isinstance(child, dict):
                         raise ValueError(f"override {item!r}: {part!r} is not a section")
                     node = child
-                value = yaml.safe_load(raw)
+                value = yaml.load(raw, Loader=loader)
                 # YAML 1.1 reads no/yes/on/off as booleans: `mixed_precision=no` means "no"
                 if isinstance(value, bool) and raw.strip().lower() not in ("true", "false"):
                     value = raw.strip()
@@ -299,6 +300,24 @@ class TrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return json.loads(json.dumps(asdict(self)))
+
+
+def _yaml_loader():
+    """PyYAML's safe loader, reading ``5e-4`` and ``1e3`` as numbers (YAML 1.2 does; PyYAML's 1.1 resolver wants a
+    dot, ``5.0e-4``, and would hand the optimizer the string "5e-4")."""
+    import re
+
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    Loader.add_implicit_resolver(
+        "tag:yaml.org,2002:float",
+        re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+        list("-+0123456789"),
+    )
+    return Loader
 
 
 _SECTIONS = {

@@ -19,6 +19,7 @@ def flow_matching_loss(
     import torch
 
     from wildactor.data.dataset import seed_for
+    from wildactor.diffusion.prompts import clean_prompt
     from wildactor.diffusion.flow import (
         flow_loss,
         model_timestep,
@@ -35,7 +36,7 @@ def flow_matching_loss(
     else:
         z0 = encoder.encode_video(batch["video"].to(device))
         refs = encoder.encode_references(batch["references"].to(device))
-        text = encoder.encode_text(batch["prompt"])
+        text = encoder.encode_text([clean_prompt(p) for p in batch["prompt"]])  # as the pipeline encodes
     noise, t = [], []
     for position in batch["position"].tolist():
         g = torch.Generator().manual_seed(seed_for(cfg.seed, position, 3))
