@@ -127,3 +127,35 @@ def test_bench_run_writes_realism_oracle_near_zero_and_no_reference_at_the_floor
     # the floor's own clips, through H.264
     assert noref["frechet_distance"]["value"] == pytest.approx(noref["floor"]["value"], rel=0.25)
     assert noref["floor"]["value"] == oracle["floor"]["value"]  # the floor does not depend on the run
+
+
+def _run_folder(root, method: str, realism: dict | None):
+    folder = root / method
+    (folder / "items").mkdir(parents=True)
+    (folder / "run.json").write_text(json.dumps({"method": method, "backends": {}}))
+    for k, subject in enumerate(["s0", "s1"]):
+        record = {
+            "item": {"axis": "contextual", "setting": "single", "subject": subject},
+            "metrics": {"body": {"backend": "actorworld-probes", "value": 0.5 + 0.1 * k, "by_view": {"front": 0.6}}},
+        }
+        (folder / "items" / f"{subject}.json").write_text(json.dumps(record))
+    if realism is not None:
+        (folder / "realism.json").write_text(json.dumps(realism))
+    return folder
+
+
+def test_the_bench_report_shows_each_runs_realism_and_says_na_without_it(tmp_path):
+    from wildactor.bench.metrics.base import MetricResult
+    from wildactor.bench.report import write_report
+
+    fd = MetricResult("frechet_distance", "actorworld-probe-penultimate", 123.456, unit="distance")
+    floor = MetricResult("frechet_distance", "actorworld-probe-penultimate", 210.5, unit="distance")
+    realism = {"frechet_distance": fd.to_json(), "floor": floor.to_json(), "clips": 24}
+    runs = [_run_folder(tmp_path, "ours", realism), _run_folder(tmp_path, "other", None)]
+    rep = write_report(runs, tmp_path / "report")
+    assert rep["runs"][0]["realism"]["frechet_distance"]["value"] == 123.456 and rep["runs"][1]["realism"] is None
+    md = (tmp_path / "report" / "report.md").read_text()
+    table = md[md.index("## Realism") :].splitlines()
+    ours = next(line for line in table if line.startswith("| ours |"))
+    assert fd.format() in ours and floor.format() in ours and "| 24 |" in ours
+    assert "n/a: no realism.json" in next(line for line in table if line.startswith("| other |"))

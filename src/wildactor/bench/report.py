@@ -104,6 +104,7 @@ class Run:
     backends: dict[str, str]
     items: list[dict[str, Any]]
     suite_items: int | None = None  # items in the whole suite (None: a run written before this was recorded)
+    realism: dict[str, Any] | None = None  # OUT/realism.json (ActorWorld runs: the set-level Fréchet distance)
 
 
 def load_run(folder: str | os.PathLike[str]) -> Run:
@@ -116,7 +117,11 @@ def load_run(folder: str | os.PathLike[str]) -> Run:
     if not items:
         raise WildActorError(f"{folder} has no scored items yet (run `wildactor bench run` first)")
     suite_items = meta.get("suite_items")
-    return Run(folder, meta["method"], meta.get("params", ""), meta.get("backends", {}), items, suite_items)
+    realism_file = folder / "realism.json"
+    realism = json.loads(realism_file.read_text()) if realism_file.is_file() else None
+    return Run(
+        folder, meta["method"], meta.get("params", ""), meta.get("backends", {}), items, suite_items, realism
+    )
 
 
 def _aggregate(values: dict[str, list[float]], na: Counter, backends: Counter, n_items: int) -> Cell:
@@ -194,6 +199,7 @@ def build_report(runs: list[Run]) -> dict[str, Any]:
                 "partial": run.suite_items is not None and len(run.items) < run.suite_items,
                 "table2": table2,
                 "table3": table3,
+                "realism": run.realism,
             }
         )
     return out
@@ -268,6 +274,7 @@ def report_markdown(rep: dict[str, Any]) -> str:
         "Front / Side / Back pool the frames the judge reads as that view; All frames scores whole clips (every "
         "view), so it is not the mean of the three view columns.",
     ]
+    lines += _realism_lines(rep["runs"])
     if notes.reasons:
         lines += ["", "Notes:", ""] + notes.lines()
     lines += ["", "## Back-ends", ""]
@@ -282,6 +289,33 @@ def report_markdown(rep: dict[str, Any]) -> str:
         )
     lines.append("")
     return "\n".join(lines)
+
+
+def _realism_lines(runs: list[dict[str, Any]]) -> list[str]:
+    """The realism table (ActorWorld runs): each run's Fréchet distance to the real clips of its prompts, next to
+    the floor its set size gives. Nothing when no run wrote `realism.json`."""
+    if not any(r.get("realism") for r in runs):
+        return []
+    lines = ["", "## Realism: Fréchet distance to the real clips (lower is better)", ""]
+    lines += ["| Method | Fréchet distance | Floor (other actors) | Clips |", "|---|---|---|---|"]
+    for r in runs:
+        rz = r.get("realism")
+        if not rz:
+            cells = ["n/a: no realism.json (not an ActorWorld run)", "-", "-"]
+        else:
+            cells = [
+                rz["frechet_distance"]["display"] if rz["frechet_distance"]["value"] is not None
+                else f"n/a: {rz['frechet_distance'].get('na_reason', 'n/a')}",
+                rz["floor"]["display"] if rz["floor"]["value"] is not None else "n/a",
+                str(rz["clips"]),
+            ]
+        lines.append("| " + " | ".join(_md_escape(c) for c in [r["method"], *cells]) + " |")
+    lines += [
+        "",
+        "Biased upward for small sets: compare runs of the same suite. The floor is the distance of the same real "
+        "clips played by other actors (a model that ignores the references, perfectly).",
+    ]
+    return lines
 
 
 def write_csvs(rep: dict[str, Any], out: Path) -> None:
