@@ -534,3 +534,20 @@ def test_the_trainer_cleans_prompts_as_the_pipeline_does(tmp_path):
     encoder.encode_text = spy
     flow_matching_loss(model, encoder, batch, cfg, "cpu")
     assert seen[0] == ["a person & a dog walks", "plain"]
+
+
+def test_a_fitted_wan_codec_folder_is_the_training_vae_and_a_wrong_kind_is_refused(tmp_path):
+    from diffusers import AutoencoderKLWan
+
+    cfg = tiny_config()
+    kwargs = {k: v for k, v in cfg.model.vae.items() if k != "kind"}
+    torch.manual_seed(5)
+    fitted = AutoencoderKLWan(**kwargs)
+    fitted.save_pretrained(tmp_path / "vae")
+    model = dataclasses.replace(cfg.model, vae={"kind": "wan", "pretrained": str(tmp_path / "vae")})
+    _, encoder, encoder_id = build_models(dataclasses.replace(cfg, model=model), tmp_path / "run")
+    assert all(torch.equal(a, b) for a, b in zip(encoder.vae.state_dict().values(), fitted.state_dict().values()))
+    assert "diffusion_pytorch_model.safetensors" in encoder_id  # the fitted weights key the latent cache
+    pixel = dataclasses.replace(cfg.model, vae={"kind": "pixel", "pretrained": str(tmp_path / "vae")})
+    with pytest.raises(WildActorError, match="holds AutoencoderKLWan weights"):
+        build_models(dataclasses.replace(cfg, model=pixel), tmp_path / "run2")

@@ -43,26 +43,27 @@ def build_models(cfg: TrainConfig, output_dir: Path):
         vae_kwargs = {k: v for k, v in m.vae.items() if k != "kind"}
         vae_id: dict[str, str] = {}
         if m.vae.get("kind", "wan") == "pixel":
-            from wildactor.model.pixel_vae import PixelShuffleVAE
-
-            if "pretrained" in vae_kwargs:  # a fitted projection (`wildactor world fit-vae`)
-                from wildactor.media import file_sha256
-
-                folder = Path(vae_kwargs.pop("pretrained"))
-                if vae_kwargs:
-                    raise WildActorError(
-                        f"model.vae: `pretrained` takes no other keys, got {sorted(vae_kwargs)}"
-                    )
-                if not (folder / "config.json").is_file():
-                    raise WildActorError(f"model.vae.pretrained: {folder} holds no config.json")
-                vae = PixelShuffleVAE.from_pretrained(folder)
-                vae_id = {f.name: file_sha256(f) for f in sorted(folder.iterdir()) if f.is_file()}
-            else:
-                vae = PixelShuffleVAE(**vae_kwargs)
+            from wildactor.model.pixel_vae import PixelShuffleVAE as vae_class
         else:
-            from diffusers import AutoencoderKLWan
+            from diffusers import AutoencoderKLWan as vae_class
+        if "pretrained" in vae_kwargs:  # a fitted codec (`wildactor world fit-vae`, either kind)
+            from wildactor.media import file_sha256
 
-            vae = AutoencoderKLWan(**vae_kwargs)
+            folder = Path(vae_kwargs.pop("pretrained"))
+            if vae_kwargs:
+                raise WildActorError(f"model.vae: `pretrained` takes no other keys, got {sorted(vae_kwargs)}")
+            if not (folder / "config.json").is_file():
+                raise WildActorError(f"model.vae.pretrained: {folder} holds no config.json")
+            saved = json.loads((folder / "config.json").read_text()).get("_class_name")
+            if saved is not None and saved != vae_class.__name__:
+                raise WildActorError(
+                    f"model.vae.pretrained: {folder} holds {saved} weights, not the {vae_class.__name__} "
+                    f"model.vae.kind={m.vae.get('kind', 'wan')!r} names"
+                )
+            vae = vae_class.from_pretrained(folder)
+            vae_id = {f.name: file_sha256(f) for f in sorted(folder.iterdir()) if f.is_file()}
+        else:
+            vae = vae_class(**vae_kwargs)
         text_encoder = UMT5EncoderModel(UMT5Config(**m.text_encoder))
         tokenizer_id: dict[str, str] = {}
         if m.tokenizer is None:
