@@ -136,7 +136,9 @@ def _run_folder(root, method: str, realism: dict | None):
     for k, subject in enumerate(["s0", "s1"]):
         record = {
             "item": {"axis": "contextual", "setting": "single", "subject": subject},
-            "metrics": {"body": {"backend": "actorworld-probes", "value": 0.5 + 0.1 * k, "by_view": {"front": 0.6}}},
+            "metrics": {
+                "body": {"backend": "actorworld-probes", "value": 0.5 + 0.1 * k, "by_view": {"front": 0.6}}
+            },
         }
         (folder / "items" / f"{subject}.json").write_text(json.dumps(record))
     if realism is not None:
@@ -153,7 +155,10 @@ def test_the_bench_report_shows_each_runs_realism_and_says_na_without_it(tmp_pat
     realism = {"frechet_distance": fd.to_json(), "floor": floor.to_json(), "clips": 24}
     runs = [_run_folder(tmp_path, "ours", realism), _run_folder(tmp_path, "other", None)]
     rep = write_report(runs, tmp_path / "report")
-    assert rep["runs"][0]["realism"]["frechet_distance"]["value"] == 123.456 and rep["runs"][1]["realism"] is None
+    assert (
+        rep["runs"][0]["realism"]["frechet_distance"]["value"] == 123.456
+        and rep["runs"][1]["realism"] is None
+    )
     md = (tmp_path / "report" / "report.md").read_text()
     table = md[md.index("## Realism") :].splitlines()
     ours = next(line for line in table if line.startswith("| ours |"))

@@ -546,7 +546,9 @@ def test_a_fitted_wan_codec_folder_is_the_training_vae_and_a_wrong_kind_is_refus
     fitted.save_pretrained(tmp_path / "vae")
     model = dataclasses.replace(cfg.model, vae={"kind": "wan", "pretrained": str(tmp_path / "vae")})
     _, encoder, encoder_id = build_models(dataclasses.replace(cfg, model=model), tmp_path / "run")
-    assert all(torch.equal(a, b) for a, b in zip(encoder.vae.state_dict().values(), fitted.state_dict().values()))
+    assert all(
+        torch.equal(a, b) for a, b in zip(encoder.vae.state_dict().values(), fitted.state_dict().values())
+    )
     assert "diffusion_pytorch_model.safetensors" in encoder_id  # the fitted weights key the latent cache
     pixel = dataclasses.replace(cfg.model, vae={"kind": "pixel", "pretrained": str(tmp_path / "vae")})
     with pytest.raises(WildActorError, match="holds AutoencoderKLWan weights"):

@@ -104,7 +104,7 @@ class Run:
     backends: dict[str, str]
     items: list[dict[str, Any]]
     suite_items: int | None = None  # items in the whole suite (None: a run written before this was recorded)
-    realism: dict[str, Any] | None = None  # OUT/realism.json (ActorWorld runs: the set-level Fréchet distance)
+    realism: dict[str, Any] | None = None  # OUT/realism.json (ActorWorld: the set-level Fréchet distance)
 
 
 def load_run(folder: str | os.PathLike[str]) -> Run:
@@ -304,7 +304,8 @@ def _realism_lines(runs: list[dict[str, Any]]) -> list[str]:
             cells = ["n/a: no realism.json (not an ActorWorld run)", "-", "-"]
         else:
             cells = [
-                rz["frechet_distance"]["display"] if rz["frechet_distance"]["value"] is not None
+                rz["frechet_distance"]["display"]
+                if rz["frechet_distance"]["value"] is not None
                 else f"n/a: {rz['frechet_distance'].get('na_reason', 'n/a')}",
                 rz["floor"]["display"] if rz["floor"]["value"] is not None else "n/a",
                 str(rz["clips"]),

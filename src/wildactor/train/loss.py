@@ -19,7 +19,6 @@ def flow_matching_loss(
     import torch
 
     from wildactor.data.dataset import seed_for
-    from wildactor.diffusion.prompts import clean_prompt
     from wildactor.diffusion.flow import (
         flow_loss,
         model_timestep,
@@ -27,6 +26,7 @@ def flow_matching_loss(
         sample_timesteps,
         velocity_target,
     )
+    from wildactor.diffusion.prompts import clean_prompt
 
     sc = cfg.schedule
     if "video_latents" in batch:

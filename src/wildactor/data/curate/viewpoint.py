@@ -13,8 +13,9 @@ Back-ends (``viewpoint.backend``):
 - ``world_probe``: ActorWorld's frame probe (a small CNN trained on renders, weights shipped with
   ``wildactor.world``; its yaw head) applied to the frame; for ActorWorld input, whose faces are too
   stylised for landmarks. It reads pixels only, never the clip's labels. Its accuracy is measured against true yaw in tests/test_curate_world.py.
-- ``vlm``: a vision-language model from a local folder (``viewpoint.vlm_path``) asked for front /
-  left / right / back.
+- ``vlm``: a Qwen2-VL-family model (Qwen2-VL, Qwen2.5-VL) from a local folder (``viewpoint.vlm_path``) asked
+  which side of the person faces the camera; the view is the most likely of the first answer tokens front / left
+  / right / back (deterministic, read from the logits: `bench.metrics.vlm_rater`, which needs no torchvision).
 """
 
 from __future__ import annotations
@@ -172,35 +173,32 @@ def check_vlm_path(path: str) -> Path:
 
 
 class VlmViews:
-    """A transformers image-text-to-text model asked which side of the person is visible."""
+    """A Qwen2-VL-family model asked which side of the person faces the camera (argmax over the four answers)."""
 
     QUESTION = "Which side of the person faces the camera? Answer with one word: front, left, right or back."
     ANGLES = {"front": 0.0, "right": 90.0, "back": 180.0, "left": 270.0}
 
     def __init__(self, path: str) -> None:
-        from transformers import pipeline
+        import torch
+
+        from wildactor.bench.metrics.vlm_rater import Qwen2VLRater
 
         folder = check_vlm_path(path)
-        self.pipe = pipeline("image-text-to-text", model=str(folder), device_map="auto")
+        try:
+            self.rater = Qwen2VLRater(folder, "cuda" if torch.cuda.is_available() else "cpu")
+        except (OSError, ValueError, KeyError) as exc:
+            raise WildActorError(f"viewpoint.vlm_path: {folder}: {str(exc).splitlines()[0]}") from None
 
     def __call__(self, rgb, person, face):
-        from PIL import Image
-
         if person is None:
             return None, "none"
         x0, y0, x1, y1 = (int(round(v)) for v in person)
-        crop = Image.fromarray(rgb[max(0, y0) : y1, max(0, x0) : x1])
-        msgs = [
-            {
-                "role": "user",
-                "content": [{"type": "image", "image": crop}, {"type": "text", "text": self.QUESTION}],
-            }
-        ]
-        answer = str(self.pipe(text=msgs, max_new_tokens=4)[0]["generated_text"][-1]["content"]).lower()
-        for word, angle in self.ANGLES.items():
-            if word in answer:
-                return angle, "vlm"
-        return None, "vlm:unparsed"
+        crop = np.ascontiguousarray(rgb[max(0, y0) : y1, max(0, x0) : x1])
+        if crop.shape[0] < 2 or crop.shape[1] < 2:
+            return None, "none"
+        words = list(self.ANGLES)
+        probs = self.rater.option_probs([crop], self.QUESTION, words)
+        return self.ANGLES[words[int(np.argmax(probs))]], "vlm"
 
 
 class ViewpointStage(Stage):
