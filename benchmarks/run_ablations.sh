@@ -31,7 +31,27 @@ declare -A SETS=(
   [all]="--set optimizer.trainable=all --set optimizer.lr=5e-4"
 )
 VARIANTS=${VARIANTS:-main full shared random selfcrop}
+# Where a variant's two judgements are written. At the full budget "main" is the shipped v2 run, already judged on
+# the same actors, prompts and seeds by the Table 2 analogue (its "wildactor" column: each condition is sampled
+# with seed = actor number, whatever the other conditions) and by reference_use.py with the same arguments.
+body_json() {
+  if [ "$1" = main ] && [ "$B" = 1500 ] && [ -f benchmarks/results/default_model_v2_actorworld.json ]; then
+    echo benchmarks/results/default_model_v2_actorworld.json
+  else
+    echo "benchmarks/results/ablation_v2_${B}_$1.json"
+  fi
+}
+gain_json() {
+  if [ "$1" = main ] && [ "$B" = 1500 ] && [ -f benchmarks/results/reference_use_v2.json ]; then
+    echo benchmarks/results/reference_use_v2.json
+  else
+    echo "benchmarks/results/reference_use_ablation_v2_${B}_$1.json"
+  fi
+}
 for name in $VARIANTS; do
+  body=$(body_json "$name")
+  gain=$(gain_json "$name")
+  [ -f "$body" ] && [ -f "$gain" ] && continue  # judged already
   run=runs/ablation-v2-$B-$name
   [ "$name" = main ] && [ -d "runs/actorworld-tiny/checkpoints/$CKPT" ] && run=runs/actorworld-tiny
   export_dir=runs/exports/ablation-v2-$B-$name
@@ -45,11 +65,10 @@ for name in $VARIANTS; do
   python -c "import json; from wildactor.default_model import DEFAULT_MODEL_DIR as d, export_default_model as e; \
 e('$run/checkpoints/$CKPT', '$export_dir', json.loads((d / 'model_index.json').read_text())['max_sequence_length'], \
 300123, json.loads((d / 'generate_defaults.json').read_text()))"
-  python benchmarks/default_model_eval.py --model "$export_dir" --actors "$ACTORS" --conditions wildactor \
-    --threads "$THREADS" --out "benchmarks/results/ablation_v2_${B}_${name}.json"
-  python benchmarks/reference_use.py --model "$export_dir" --data data/actorworld-described \
-    --manifest manifest_heldout_person.jsonl --clips 160 --frame-stride 2 --threads "$THREADS" \
-    --out "benchmarks/results/reference_use_ablation_v2_${B}_${name}.json"
+  [ -f "$body" ] || python benchmarks/default_model_eval.py --model "$export_dir" --actors "$ACTORS" \
+    --conditions wildactor --threads "$THREADS" --out "$body"
+  [ -f "$gain" ] || python benchmarks/reference_use.py --model "$export_dir" --data data/actorworld-described \
+    --manifest manifest_heldout_person.jsonl --clips 160 --frame-stride 2 --threads "$THREADS" --out "$gain"
 done
 
 # One table from the generation scores and one from the identity gains, for the same variants (the first is the
@@ -58,9 +77,9 @@ tables() {
   local table=$1 body=() gain=()
   shift
   for pair in "$@"; do
-    [ -f "benchmarks/results/reference_use_ablation_v2_${B}_${pair#*=}.json" ] || return 0  # a variant not judged yet
-    body+=("${pair%%=*}=benchmarks/results/ablation_v2_${B}_${pair#*=}.json")
-    gain+=("${pair%%=*}=benchmarks/results/reference_use_ablation_v2_${B}_${pair#*=}.json")
+    [ -f "$(gain_json "${pair#*=}")" ] || return 0  # a variant not judged yet
+    body+=("${pair%%=*}=$(body_json "${pair#*=}")")
+    gain+=("${pair%%=*}=$(gain_json "${pair#*=}")")
   done
   python benchmarks/ablations.py --table "v2_${B}_${table}_body" "${body[@]}" \
     --out "benchmarks/results/ablations_v2_${B}_${table}_body.json"
