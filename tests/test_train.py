@@ -312,6 +312,16 @@ def test_training_from_a_pretrained_diffusers_folder(tmp_path):
     assert state["base_model"] == str(folder)
 
 
+def tiny_batch(cfg: TrainConfig, tmp_path: Path, size: int):
+    """(model, encoder, one collated batch of the first `size` samples) of a config's data, uncached."""
+    from wildactor.data.dataset import collate
+
+    manifest, records = load_records(cfg, tmp_path)
+    model, encoder, encoder_id = build_models(cfg, tmp_path)
+    dataset = build_dataset(cfg, manifest, records, encoder, encoder_id, None)
+    return model, encoder, collate([dataset[p] for p in range(size)])
+
+
 def test_set_overrides_dotted_keys_before_validation(tmp_path):
     cfg = TrainConfig.from_yaml(
         CONFIG, ["sampler.kind=random", "model.overrides.attention_mode=full", "schedule.max_steps=7"]
@@ -355,13 +365,8 @@ def test_raw_latent_loss_space_trains_and_is_validated(tmp_path):
 
 
 def test_condition_dropout_uses_the_empty_prompt_and_drops_references(tmp_path):
-    from wildactor.data.dataset import collate
-
     cfg = tiny_config()
-    manifest, records = load_records(cfg, tmp_path)
-    model, encoder, encoder_id = build_models(cfg, tmp_path)
-    dataset = build_dataset(cfg, manifest, records, encoder, encoder_id, None)
-    batch = collate([dataset[p] for p in range(8)])
+    model, encoder, batch = tiny_batch(cfg, tmp_path, 8)
     seen = []
 
     def spy(zt, timestep, text, reference_latents=None, reference_types=None):
@@ -516,13 +521,8 @@ def test_numbers_in_exponent_form_are_numbers_in_configs_and_overrides(tmp_path)
 
 
 def test_the_trainer_cleans_prompts_as_the_pipeline_does(tmp_path):
-    from wildactor.data.dataset import collate
-
     cfg = tiny_config()
-    manifest, records = load_records(cfg, tmp_path)
-    model, encoder, encoder_id = build_models(cfg, tmp_path)
-    dataset = build_dataset(cfg, manifest, records, encoder, encoder_id, None)
-    batch = collate([dataset[p] for p in range(2)])
+    model, encoder, batch = tiny_batch(cfg, tmp_path, 2)
     batch["prompt"] = ["a  person &amp;amp; a dog\n walks", "  plain  "]
     seen = []
     original = encoder.encode_text
