@@ -201,8 +201,21 @@ def test_scoring_case_videos_and_the_leaderboard_csv(
         assert (
             vals["facesim_cur_keep0"] <= vals["facesim_cur"] + 1e-12
         )  # dropping zero frames can only raise it
-        assert 1.0 <= vals["natural_score"] <= 5.0 and 0.0 <= vals["motion_smoothness"] <= 1.0
     items = json.loads((full / "items" / "singleface_1.json").read_text())["metrics"]
+    # The judged scores follow from the rater outputs recorded next to them, recomputed here by hand.
+    probs = items["natural_score"]["extra"]["grade_probs"]
+    assert len(probs) == 5 and abs(sum(probs) - 1.0) < 1e-4
+    assert items["natural_score"]["value"] == pytest.approx(
+        sum((g + 1) * p for g, p in enumerate(probs)), abs=1e-5
+    )
+    ratings = items["motion_smoothness"]["per_frame"]
+    assert len(ratings) == 8  # one window per decoded frame
+    flagged = set()
+    for i in range(len(ratings) - 1):
+        if abs(ratings[i + 1] - ratings[i]) > 0.025:
+            flagged |= {i, i + 1}
+    assert items["motion_smoothness"]["extra"]["artifact_frames"] == sorted(flagged)
+    assert items["motion_smoothness"]["value"] == pytest.approx(1 - len(flagged) / len(ratings))
     assert items["facesim_arc"]["na_reason"] == "the face back-end gives no ArcFace embedding"
     assert (
         items["facesim_cur"]["extra"]["frames_with_face"] > 0
