@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -129,6 +131,37 @@ def test_latent_cache_matches_encoding_on_the_fly(toy, tmp_path):
     # a cache is tied to its settings
     with pytest.raises(WildActorError, match="other settings"):
         build_latent_cache(manifest, records, enc, tmp_path / "cache", SPEC, "mean-pool", show_progress=False)
+
+
+def test_a_cache_from_before_prompt_cleaning_is_kept_only_if_cleaning_changes_no_prompt(toy, tmp_path):
+    import dataclasses
+
+    manifest, records = toy
+
+    class LengthEncoder:
+        def encode_video(self, video):
+            return video[:, :, :, ::8, ::8]
+
+        def encode_references(self, images):
+            return images[:, :, :, ::8, ::8]
+
+        def encode_text(self, prompts):
+            return torch.tensor([[float(len(p)), 1.0] for p in prompts])[:, None, :]
+
+    spec = ClipSpec(num_frames=3, height=32, width=32, ref_height=32, ref_width=16)
+    build_latent_cache(manifest, records, LengthEncoder(), tmp_path / "c", spec, "len", show_progress=False)
+    index = tmp_path / "c" / "index.json"
+    info = json.loads(index.read_text())
+    assert info["prompts"] == "wan-clean"
+    del info["prompts"]  # as written before the cache recorded its prompt cleaning
+    index.write_text(json.dumps(info))
+    dirty = [dataclasses.replace(records[0], prompt="a person &amp; a  dog")] + list(records[1:])
+    with pytest.raises(WildActorError, match="other settings"):  # its embedding was of the raw prompt
+        build_latent_cache(manifest, dirty, LengthEncoder(), tmp_path / "c", spec, "len", show_progress=False)
+    build_latent_cache(manifest, records, LengthEncoder(), tmp_path / "c", spec, "len", show_progress=False)
+    assert (
+        json.loads(index.read_text())["prompts"] == "wan-clean"
+    )  # clean prompts: the same cache, now labelled
 
 
 def test_transparent_reference_pixels_become_white_as_at_sampling(tmp_path):

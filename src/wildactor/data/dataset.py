@@ -334,6 +334,7 @@ class PositionSampler(torch.utils.data.Sampler[int]):
 
 
 CACHE_FORMAT = "wildactor-latent-cache-v2"  # v2: text as its valid rows only, in the text dtype
+PROMPT_CLEANING = "wan-clean"  # prompts are encoded after `clean_prompt`, as the pipeline encodes them
 
 
 def trim_text(embedding: torch.Tensor) -> torch.Tensor:
@@ -365,6 +366,7 @@ def _cache_key(
         "encoder": encoder_id,
         "seed": seed,
         "text_dtype": str(text_dtype).removeprefix("torch."),
+        "prompts": PROMPT_CLEANING,
     }
 
 
@@ -401,6 +403,10 @@ def build_latent_cache(
     text_length = None
     if index_path.is_file():
         old = json.loads(index_path.read_text())
+        if "prompts" not in old and all(clean_prompt(r.prompt) == r.prompt for r in records):
+            old["prompts"] = (
+                PROMPT_CLEANING  # built before the field: the same embeddings if no prompt changes
+            )
         if {k: old.get(k) for k in key} != key:
             raise WildActorError(
                 f"latent cache {cache_dir} was built for other settings; delete it or pick a new dir"
