@@ -14,8 +14,10 @@
 # ablations_v2_B_table{3,4}_{body,reference_use}.json (their markdown is printed).
 #
 # The learning rate is constant after warm-up until the decay of the last 500 of 1,500 steps, so a budget up to
-# 1,000 steps is the same computation as the first steps of the shipped run. At the full budget the "main" variant
-# IS the shipped run (runs/actorworld-tiny), which is reused when its checkpoint is there.
+# 1,000 steps is the same computation as the first steps of the shipped run. A budget above 1,500 moves the decay
+# to its own last 500 steps (schedule.max_steps = BUDGET, as `--resume --set schedule.max_steps=N` trains the
+# main run further). At a budget the main run has a checkpoint of, the "main" variant IS that run
+# (runs/actorworld-tiny), which is reused.
 set -euo pipefail
 B=${1:-1500}
 ACTORS=${2:-48}
@@ -59,7 +61,9 @@ for name in $VARIANTS; do
     resume=""
     [ -d "$run/checkpoints" ] && [ -n "$(ls -A "$run/checkpoints")" ] && resume="--resume"
     # shellcheck disable=SC2086
-    wildactor train --config configs/actorworld-tiny.yaml --max-steps "$B" --output-dir "$run" $resume ${SETS[$name]}
+    budget="--max-steps $B"
+    [ "$B" -gt 1500 ] && budget="--set schedule.max_steps=$B"  # past the config's schedule: stretch it, not stop at 0
+    wildactor train --config configs/actorworld-tiny.yaml $budget --output-dir "$run" $resume ${SETS[$name]}
   fi
   # exported like the shipped model: its text length, example actor and sampling settings
   python -c "import json; from wildactor.default_model import DEFAULT_MODEL_DIR as d, export_default_model as e; \

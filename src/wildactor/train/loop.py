@@ -46,6 +46,11 @@ def train(
     out = Path(output_dir or cfg.output_dir)
     max_steps = max_steps or cfg.schedule.max_steps
     sc, oc = cfg.schedule, cfg.optimizer
+    if max_steps > sc.max_steps and sc.decay_steps:
+        raise WildActorError(
+            f"--max-steps {max_steps} runs past schedule.max_steps {sc.max_steps}, where the learning rate has "
+            f"decayed to 0; to train further, stretch the schedule: --set schedule.max_steps={max_steps}"
+        )
     accelerator = Accelerator(
         cpu=cpu or not torch.cuda.is_available(),
         mixed_precision=cfg.precision.mixed_precision,
