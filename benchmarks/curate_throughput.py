@@ -146,14 +146,84 @@ def world_report(n_front: int = 10, n_any: int = 6) -> dict:
     }
 
 
+def person_filter_report(per_motion: int = 12, pairs: int = 8) -> dict:
+    """The person filter on ActorWorld renders: single-actor clips by motion (idle, wave, walk in place) and
+    two-actor clips, through `configs/curate/actorworld.yaml` (no editor: the filter is what is measured)."""
+    import pyarrow.parquet as pq
+
+    from wildactor.data.curate.config import load_config
+    from wildactor.data.curate.pipeline import build
+    from wildactor.data.curate.synthetic import world_clip
+    from wildactor.data.schema import read_manifest
+
+    src = Path(tempfile.mkdtemp(prefix="curate_people_in_"))
+    dst = Path(tempfile.mkdtemp(prefix="curate_people_out_"))
+    rng = np.random.default_rng(1)
+    scenes, motions = ("studio", "beach", "snow", "night"), ("idle", "wave", "walk_in_place")
+    kinds, shots = {}, {}
+    for m, motion in enumerate(motions):
+        for i in range(per_motion):
+            name = f"{motion}_{i:02d}"
+            yaw = float(rng.uniform(0, 360))
+            world_clip(src / f"{name}.mp4", 4000 + 100 * m + i, yaw=yaw, motion=motion, scene=scenes[i % 4])
+            kinds[name] = motion
+            shots[name] = {"scene": scenes[i % 4], "yaw": round(yaw)}
+    for i in range(pairs):
+        name = f"pair_{i:02d}"
+        world_clip(
+            src / f"{name}.mp4",
+            5000 + i,
+            yaw=float(rng.uniform(0, 360)),
+            scene=scenes[i % 4],
+            partner=6000 + i,
+        )
+        kinds[name] = "two actors"
+        shots[name] = {"scene": scenes[i % 4]}
+    cfg = load_config("configs/curate/actorworld.yaml", {"augment.editor": "none"})
+    t0 = time.perf_counter()
+    build(src, dst, cfg, progress=False)
+    sec = time.perf_counter() - t0
+    rejects = [r for r in pq.read_table(dst / "rejects.parquet").to_pylist() if r["kind"] == "clip"]
+    by_kind: dict[str, dict] = {k: {"clips": 0, "kept": 0, "rejected": {}} for k in (*motions, "two actors")}
+    for kind in kinds.values():
+        by_kind[kind]["clips"] += 1
+    rejected = []
+    for r in rejects:  # a clip reject's path is its input's (relative) file name
+        name = Path(r["path"]).name.removesuffix(".mp4")
+        kind = kinds[name]
+        if kind != "two actors" or r["reason"] != "multi_person":
+            rejected.append({"clip": name, **shots[name], "reason": r["reason"], "detail": r["detail"]})
+        by_kind[kind]["rejected"][r["reason"]] = by_kind[kind]["rejected"].get(r["reason"], 0) + 1
+    for rec in read_manifest(dst / "manifest.jsonl"):
+        by_kind[kinds[rec.extra["source_video"].removesuffix(".mp4")]]["kept"] += 1
+    shutil.rmtree(src, ignore_errors=True)
+    shutil.rmtree(dst, ignore_errors=True)
+    return {
+        "config": "configs/curate/actorworld.yaml, augment.editor=none",
+        "clips": "ActorWorld renders, 128 px, 16 frames at 8 fps, any yaw, studio/beach/snow/night",
+        "build_seconds": round(sec, 2),
+        "by_kind": by_kind,
+        "unexpected_rejects": rejected,
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--clips", type=int, default=8)
     ap.add_argument("--ray", action="store_true", help="also time the Ray executor with 2 workers vs 1")
     ap.add_argument("--world", action="store_true", help="also score viewpoint labels on ActorWorld")
+    ap.add_argument(
+        "--person-filter", action="store_true", help="only the person filter on ActorWorld renders"
+    )
     ap.add_argument("--out", default="benchmarks/results/curate_cpu.json")
     args = ap.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
+    if args.person_filter:
+        report = {"machine": machine_info(threads=1), "person_filter": person_filter_report()}
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
+        print(json.dumps(report, indent=2))
+        return
     folder = Path(tempfile.mkdtemp(prefix="curate_bench_in_"))
     out = Path(tempfile.mkdtemp(prefix="curate_bench_out_"))
     make_inputs(folder, args.clips)
