@@ -276,6 +276,27 @@ def test_from_pretrained_loads_a_base_wan_checkpoint(tiny_transformer_config, tm
         assert torch.equal(a, b)
 
 
+def test_a_saved_model_loads_with_a_lora_of_another_rank(tiny_transformer_config, tmp_path, caplog):
+    model = make_model(tiny_transformer_config)
+    randomize_lora(model)
+    model.save_pretrained(tmp_path / "rank4")
+    with caplog.at_level("WARNING", logger="wildactor.model.transformer"):
+        wider = WildActorTransformer3DModel.from_pretrained(tmp_path / "rank4", lora_rank=8)
+    assert "rank-4 reference LoRA is not loaded (rank 8 requested)" in caplog.text
+    assert wider.config.lora_rank == 8
+    for block in wider.blocks:  # a new LoRA at zero-B: the model is the saved base, bitwise
+        assert block.reference_lora.k.down.weight.shape == (8, 24)
+        assert torch.equal(block.reference_lora.k.up.weight, torch.zeros(24, 8))
+    for (name, a), (_, b) in zip(model.named_parameters(), wider.named_parameters()):
+        if ".reference_lora." not in name:
+            assert torch.equal(a, b), name
+    same = WildActorTransformer3DModel.from_pretrained(
+        tmp_path / "rank4", lora_rank=4
+    )  # same rank: LoRA kept
+    for a, b in zip(model.reference_lora_parameters(), same.reference_lora_parameters()):
+        assert torch.equal(a, b)
+
+
 def test_reference_lora_save_load_round_trip_and_refusals(tiny_transformer_config, tmp_path):
     model = make_model(tiny_transformer_config)
     randomize_lora(model)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ LORA_PREFIX = (
     "reference_lora."  # key prefix in reference-LoRA files: reference_lora.{i}.to_{q,k,v}.{down,up}.weight
 )
 LORA_FORMAT = "wildactor-reference-lora"
+logger = logging.getLogger(__name__)
 _FILE_PROJ = {"q": "to_q", "k": "to_k", "v": "to_v"}  # module name -> file name of each projection
 
 Modulation = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
@@ -329,9 +331,17 @@ class WildActorTransformer3DModel(WanTransformer3DModel):
         """Load a diffusers Wan checkpoint (base weights); LoRA weights it lacks start at zero-B.
 
         Extra config arguments (`lora_rank=...`, `attention_mode=...`) override the saved config. A saved
-        WildActor model of the earlier layout (`reference_lora.{i}.to_q...` at the top level) loads too.
+        WildActor model of the earlier layout (`reference_lora.{i}.to_q...` at the top level) loads too. A
+        `lora_rank` other than the saved one loads the base weights and starts a new LoRA at zero-B (the saved
+        LoRA of the other rank is not loaded, and the log says so).
         """
         want_info = kwargs.pop("output_loading_info", False)
+        new_rank = None
+        if "lora_rank" in kwargs:
+            saved = cls.load_config(pretrained_model_name_or_path, subfolder=kwargs.get("subfolder"))
+            if saved.get("lora_rank", kwargs["lora_rank"]) != kwargs["lora_rank"]:
+                new_rank = (saved["lora_rank"], kwargs["lora_rank"])
+                kwargs["ignore_mismatched_sizes"] = True
         # diffusers warns that missing weights are "newly initialized"; for the LoRA that is expected and
         # handled below, so keep its log quiet for this call.
         verbosity = diffusers_logging.get_verbosity()
@@ -342,6 +352,20 @@ class WildActorTransformer3DModel(WanTransformer3DModel):
             )
         finally:
             diffusers_logging.set_verbosity(verbosity)
+        mismatched = [m[0] for m in info.get("mismatched_keys", [])]
+        if [k for k in mismatched if not _is_lora_name(k)]:
+            raise WildActorError(
+                f"{pretrained_model_name_or_path}: base weights of another shape "
+                f"{sorted(k for k in mismatched if not _is_lora_name(k))[:5]}"
+            )
+        if mismatched:  # a LoRA of another rank: as if the folder had none
+            logger.warning(
+                "%s: its rank-%d reference LoRA is not loaded (rank %d requested); the new LoRA starts at zero-B",
+                pretrained_model_name_or_path,
+                *new_rank,
+            )
+            info["missing_keys"] = list(info["missing_keys"]) + mismatched
+            info["mismatched_keys"] = []
         unexpected_missing = [k for k in info["missing_keys"] if not _is_lora_name(k)]
         if unexpected_missing:
             raise WildActorError(
