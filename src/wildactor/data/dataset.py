@@ -403,10 +403,9 @@ def build_latent_cache(
     text_length = None
     if index_path.is_file():
         old = json.loads(index_path.read_text())
+        # built before the field: the same embeddings if cleaning changes no prompt
         if "prompts" not in old and all(clean_prompt(r.prompt) == r.prompt for r in records):
-            old["prompts"] = (
-                PROMPT_CLEANING  # built before the field: the same embeddings if no prompt changes
-            )
+            old["prompts"] = PROMPT_CLEANING
         if {k: old.get(k) for k in key} != key:
             raise WildActorError(
                 f"latent cache {cache_dir} was built for other settings; delete it or pick a new dir"

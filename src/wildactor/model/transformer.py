@@ -336,11 +336,11 @@ class WildActorTransformer3DModel(WanTransformer3DModel):
         LoRA of the other rank is not loaded, and the log says so).
         """
         want_info = kwargs.pop("output_loading_info", False)
-        new_rank = None
+        saved_rank = None
         if "lora_rank" in kwargs:
             saved = cls.load_config(pretrained_model_name_or_path, subfolder=kwargs.get("subfolder"))
             if saved.get("lora_rank", kwargs["lora_rank"]) != kwargs["lora_rank"]:
-                new_rank = (saved["lora_rank"], kwargs["lora_rank"])
+                saved_rank = saved["lora_rank"]
                 kwargs["ignore_mismatched_sizes"] = True
         # diffusers warns that missing weights are "newly initialized"; for the LoRA that is expected and
         # handled below, so keep its log quiet for this call.
@@ -360,9 +360,10 @@ class WildActorTransformer3DModel(WanTransformer3DModel):
             )
         if mismatched:  # a LoRA of another rank: as if the folder had none
             logger.warning(
-                "%s: its rank-%d reference LoRA is not loaded (rank %d requested); the new LoRA starts at zero-B",
+                "%s: its rank-%s reference LoRA is not loaded (rank %s requested); the new LoRA starts at zero-B",
                 pretrained_model_name_or_path,
-                *new_rank,
+                saved_rank,
+                kwargs.get("lora_rank"),
             )
             info["missing_keys"] = list(info["missing_keys"]) + mismatched
             info["mismatched_keys"] = []
