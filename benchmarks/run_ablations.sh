@@ -23,6 +23,11 @@ B=${1:-1500}
 ACTORS=${2:-48}
 CKPT=$(printf 'step-%08d' "$B")
 THREADS=${THREADS:-2}
+# Sampling settings of the judged generations: the exported model's (v1's text 2.0 / reference 3.0) unless set, e.g.
+# REF_GUIDANCE=8 (tuned for the LoRA at 6,000 steps; README "v2 with more LoRA steps"). Result files are named by
+# budget and variant only: to judge one budget at two settings, move the first JSONs aside.
+GUIDANCE_ARGS=()
+[ -n "${REF_GUIDANCE:-}" ] && GUIDANCE_ARGS=(--reference-guidance-scale "$REF_GUIDANCE")
 export OMP_NUM_THREADS=$THREADS
 declare -A SETS=(
   [main]=""
@@ -70,7 +75,7 @@ for name in $VARIANTS; do
 e('$run/checkpoints/$CKPT', '$export_dir', json.loads((d / 'model_index.json').read_text())['max_sequence_length'], \
 300123, json.loads((d / 'generate_defaults.json').read_text()))"
   [ -f "$body" ] || python benchmarks/default_model_eval.py --model "$export_dir" --actors "$ACTORS" \
-    --conditions wildactor --threads "$THREADS" --out "$body"
+    --conditions wildactor --threads "$THREADS" "${GUIDANCE_ARGS[@]}" --out "$body"
   [ -f "$gain" ] || python benchmarks/reference_use.py --model "$export_dir" --data data/actorworld-described \
     --manifest manifest_heldout_person.jsonl --clips 160 --frame-stride 2 --threads "$THREADS" --out "$gain"
 done
