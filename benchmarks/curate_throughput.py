@@ -92,6 +92,9 @@ def ray_scaling(folder: Path) -> dict:
     return out
 
 
+WORLD_SCENES = ("studio", "beach", "snow", "night")  # the backdrops of the ActorWorld measurements
+
+
 def world_report(n_front: int = 10, n_any: int = 6) -> dict:
     from wildactor.data.curate.config import load_config
     from wildactor.data.curate.pipeline import build
@@ -114,7 +117,7 @@ def world_report(n_front: int = 10, n_any: int = 6) -> dict:
     src = Path(tempfile.mkdtemp(prefix="curate_world_in_"))
     dst = Path(tempfile.mkdtemp(prefix="curate_world_out_"))
     rng = np.random.default_rng(0)
-    scenes, motions = ("studio", "beach", "snow", "night"), ("idle", "wave")
+    scenes, motions = WORLD_SCENES, ("idle", "wave")
     for i in range(n_front + n_any):
         yaw = float(rng.uniform(-35, 35) % 360 if i < n_front else rng.uniform(0, 360))
         world_clip(src / f"single_{i:02d}.mp4", 1000 + i, yaw=yaw, motion=motions[i % 2], scene=scenes[i % 4])
@@ -159,7 +162,7 @@ def person_filter_report(per_motion: int = 12, pairs: int = 8) -> dict:
     src = Path(tempfile.mkdtemp(prefix="curate_people_in_"))
     dst = Path(tempfile.mkdtemp(prefix="curate_people_out_"))
     rng = np.random.default_rng(1)
-    scenes, motions = ("studio", "beach", "snow", "night"), ("idle", "wave", "walk_in_place")
+    scenes, motions = WORLD_SCENES, ("idle", "wave", "walk_in_place")
     kinds, shots = {}, {}
     for m, motion in enumerate(motions):
         for i in range(per_motion):

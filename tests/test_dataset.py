@@ -99,18 +99,21 @@ def test_position_sampler_splits_global_batches_across_processes():
     assert r0[:4] == [8, 9, 12, 13]  # micro-step 0: rank 0 takes 8-9, rank 1 takes 10-11
 
 
+class MeanPoolEncoder:
+    """A stand-in encoder: the cache must store exactly what it returns (a prompt's embedding is its length)."""
+
+    def encode_video(self, video):
+        return torch.nn.functional.avg_pool3d(video, (1, 4, 4))
+
+    def encode_references(self, images):
+        return torch.nn.functional.avg_pool3d(images, (1, 4, 4))
+
+    def encode_text(self, prompts):
+        return torch.tensor([[float(len(p)), 1.0] for p in prompts])[:, None, :]
+
+
 def test_latent_cache_matches_encoding_on_the_fly(toy, tmp_path):
     manifest, records = toy
-
-    class MeanPoolEncoder:  # a stand-in encoder: the cache must store exactly what it returns
-        def encode_video(self, video):
-            return torch.nn.functional.avg_pool3d(video, (1, 4, 4))
-
-        def encode_references(self, images):
-            return torch.nn.functional.avg_pool3d(images, (1, 4, 4))
-
-        def encode_text(self, prompts):
-            return torch.tensor([[float(len(p)), 1.0] for p in prompts])[:, None, :]
 
     spec = ClipSpec(num_frames=3, height=32, width=32, ref_height=32, ref_width=16)
     enc = MeanPoolEncoder()
@@ -138,18 +141,10 @@ def test_a_cache_from_before_prompt_cleaning_is_kept_only_if_cleaning_changes_no
 
     manifest, records = toy
 
-    class LengthEncoder:
-        def encode_video(self, video):
-            return video[:, :, :, ::8, ::8]
-
-        def encode_references(self, images):
-            return images[:, :, :, ::8, ::8]
-
-        def encode_text(self, prompts):
-            return torch.tensor([[float(len(p)), 1.0] for p in prompts])[:, None, :]
-
     spec = ClipSpec(num_frames=3, height=32, width=32, ref_height=32, ref_width=16)
-    build_latent_cache(manifest, records, LengthEncoder(), tmp_path / "c", spec, "len", show_progress=False)
+    build_latent_cache(
+        manifest, records, MeanPoolEncoder(), tmp_path / "c", spec, "mean-pool", show_progress=False
+    )
     index = tmp_path / "c" / "index.json"
     info = json.loads(index.read_text())
     assert info["prompts"] == "wan-clean"
@@ -157,11 +152,14 @@ def test_a_cache_from_before_prompt_cleaning_is_kept_only_if_cleaning_changes_no
     index.write_text(json.dumps(info))
     dirty = [dataclasses.replace(records[0], prompt="a person &amp; a  dog")] + list(records[1:])
     with pytest.raises(WildActorError, match="other settings"):  # its embedding was of the raw prompt
-        build_latent_cache(manifest, dirty, LengthEncoder(), tmp_path / "c", spec, "len", show_progress=False)
-    build_latent_cache(manifest, records, LengthEncoder(), tmp_path / "c", spec, "len", show_progress=False)
-    assert (
-        json.loads(index.read_text())["prompts"] == "wan-clean"
-    )  # clean prompts: the same cache, now labelled
+        build_latent_cache(
+            manifest, dirty, MeanPoolEncoder(), tmp_path / "c", spec, "mean-pool", show_progress=False
+        )
+    build_latent_cache(
+        manifest, records, MeanPoolEncoder(), tmp_path / "c", spec, "mean-pool", show_progress=False
+    )
+    # clean prompts: the same cache, now labelled
+    assert json.loads(index.read_text())["prompts"] == "wan-clean"
 
 
 def test_transparent_reference_pixels_become_white_as_at_sampling(tmp_path):

@@ -290,9 +290,8 @@ def test_a_saved_model_loads_with_a_lora_of_another_rank(tiny_transformer_config
     for (name, a), (_, b) in zip(model.named_parameters(), wider.named_parameters()):
         if ".reference_lora." not in name:
             assert torch.equal(a, b), name
-    same = WildActorTransformer3DModel.from_pretrained(
-        tmp_path / "rank4", lora_rank=4
-    )  # same rank: LoRA kept
+    # the same rank: the saved LoRA is kept
+    same = WildActorTransformer3DModel.from_pretrained(tmp_path / "rank4", lora_rank=4)
     for a, b in zip(model.reference_lora_parameters(), same.reference_lora_parameters()):
         assert torch.equal(a, b)
 

@@ -410,9 +410,8 @@ def test_learning_rate_warms_up_holds_and_decays_to_zero_at_max_steps():
 def test_max_steps_past_a_decayed_schedule_is_refused_before_any_step(tmp_path):
     cfg = tiny_config()
     cfg = dataclasses.replace(cfg, schedule=dataclasses.replace(cfg.schedule, max_steps=20, decay_steps=5))
-    with pytest.raises(
-        WildActorError, match=r"--set schedule.max_steps=40"
-    ):  # steps 20-39 would train at rate 0
+    # steps 20-39 would train at rate 0
+    with pytest.raises(WildActorError, match=r"--set schedule.max_steps=40"):
         train(cfg, max_steps=40, output_dir=tmp_path, show_progress=False, cpu=True)
     assert not (tmp_path / "checkpoints").exists()
 

@@ -353,10 +353,10 @@ class WildActorTransformer3DModel(WanTransformer3DModel):
         finally:
             diffusers_logging.set_verbosity(verbosity)
         mismatched = [m[0] for m in info.get("mismatched_keys", [])]
-        if [k for k in mismatched if not _is_lora_name(k)]:
+        mismatched_base = sorted(k for k in mismatched if not _is_lora_name(k))
+        if mismatched_base:
             raise WildActorError(
-                f"{pretrained_model_name_or_path}: base weights of another shape "
-                f"{sorted(k for k in mismatched if not _is_lora_name(k))[:5]}"
+                f"{pretrained_model_name_or_path}: base weights of another shape {mismatched_base[:5]}"
             )
         if mismatched:  # a LoRA of another rank: as if the folder had none
             logger.warning(
